@@ -1,0 +1,145 @@
+/**
+ * Basic layers with PyTorch's parameter names and layouts: Linear (`weight` [out, in], `bias` [out]),
+ * GPT-2's Conv1D (`weight` [in, out]), Embedding, LayerNorm, RMSNorm, and the activations HF names in
+ * config.json. Initialisation follows HF's `_init_weights` (normal(0, std), zero bias, unit norm weight).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '../backend/rng.js';
+import { UnsupportedError } from '../errors.js';
+import { Module } from './module.js';
+
+/** Normal(0, std) initial values from a seeded stream. */
+export function normalInit(rng: Rng, shape: number[], std: number): tf.Tensor {
+  return tf.tensor(rng.normalArray(shape.reduce((a, b) => a * b, 1), std), shape);
+}
+
+/** Applies every Linear/Conv1D/Embedding/norm of a model through one seeded stream. */
+export interface InitOptions {
+  rng: Rng;
+  /** Standard deviation of weight matrices (HF `initializer_range`). */
+  std: number;
+}
+
+/** `y = x Wᵀ + b`, weight [out, in] as in `torch.nn.Linear`. */
+export class Linear extends Module {
+  readonly weight: tf.Variable;
+  readonly bias?: tf.Variable;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, init: InitOptions, bias = true) {
+    super();
+    this.weight = this.param('weight', normalInit(init.rng, [outFeatures, inFeatures], init.std));
+    if (bias) this.bias = this.param('bias', tf.zeros([outFeatures]));
+  }
+  /** x: [..., in] → [..., out] */
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const lead = x.shape.slice(0, -1);
+      const x2 = x.reshape([-1, this.inFeatures]);
+      let y = tf.matMul(x2, this.weight, false, true);
+      if (this.bias) y = tf.add(y, this.bias);
+      return y.reshape([...lead, this.outFeatures]);
+    });
+  }
+}
+
+/** GPT-2's Conv1D: `y = x W + b` with weight [in, out] (the transpose of Linear's layout). */
+export class Conv1D extends Module {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, init: InitOptions) {
+    super();
+    this.weight = this.param('weight', normalInit(init.rng, [inFeatures, outFeatures], init.std));
+    this.bias = this.param('bias', tf.zeros([outFeatures]));
+  }
+  /** x: [..., in] → [..., out] */
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const lead = x.shape.slice(0, -1);
+      const y = tf.add(tf.matMul(x.reshape([-1, this.inFeatures]), this.weight), this.bias);
+      return y.reshape([...lead, this.outFeatures]);
+    });
+  }
+}
+
+/** A lookup table, weight [num, dim]. */
+export class Embedding extends Module {
+  readonly weight: tf.Variable;
+  constructor(readonly num: number, readonly dim: number, init: InitOptions) {
+    super();
+    this.weight = this.param('weight', normalInit(init.rng, [num, dim], init.std));
+  }
+  /** ids: int32 [...] → [..., dim] */
+  forward(ids: tf.Tensor): tf.Tensor {
+    return tf.gather(this.weight, ids);
+  }
+}
+
+/** LayerNorm over the last axis (`weight`, `bias`), biased variance as in PyTorch. */
+export class LayerNorm extends Module {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable;
+  constructor(readonly dim: number, readonly eps: number) {
+    super();
+    this.weight = this.param('weight', tf.ones([dim]));
+    this.bias = this.param('bias', tf.zeros([dim]));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const mean = tf.mean(x, -1, true);
+      const xc = tf.sub(x, mean);
+      const variance = tf.mean(tf.square(xc), -1, true);
+      return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, this.eps))), this.weight), this.bias);
+    });
+  }
+}
+
+/** RMSNorm (Llama): `x / sqrt(mean(x²) + eps) * weight`, no bias, no centring. */
+export class RMSNorm extends Module {
+  readonly weight: tf.Variable;
+  constructor(readonly dim: number, readonly eps: number) {
+    super();
+    this.weight = this.param('weight', tf.ones([dim]));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const ms = tf.mean(tf.square(x), -1, true);
+      return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, this.eps))), this.weight);
+    });
+  }
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/** The activations HF config.json names (`hidden_act`, `activation_function`). */
+export const ACTIVATIONS: Record<string, (x: tf.Tensor) => tf.Tensor> = {
+  // Exact GELU: x·Φ(x) with the error function.
+  gelu: (x) => tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))))),
+  // The tanh approximation used by GPT-2 (`gelu_new`) and Gemma (`gelu_pytorch_tanh`).
+  gelu_new: geluTanh,
+  gelu_pytorch_tanh: geluTanh,
+  gelu_fast: geluTanh,
+  relu: (x) => tf.relu(x),
+  silu: (x) => tf.tidy(() => tf.mul(x, tf.sigmoid(x))),
+  swish: (x) => tf.tidy(() => tf.mul(x, tf.sigmoid(x))),
+  tanh: (x) => tf.tanh(x),
+};
+
+function geluTanh(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), SQRT_2_OVER_PI);
+    return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
+  });
+}
+
+/** Look up an activation by its HF name, or fail naming the supported ones. */
+export function activation(name: string, field: string): (x: tf.Tensor) => tf.Tensor {
+  const f = ACTIVATIONS[name];
+  if (!f) throw new UnsupportedError(`${field} '${name}' is not supported`, `use one of: ${Object.keys(ACTIVATIONS).join(', ')}`);
+  return f;
+}
+
+/** Dropout that is the identity unless training; draws its mask from the seeded stream. */
+export function dropout(x: tf.Tensor, rate: number, ctx: { training?: boolean; rng?: Rng }): tf.Tensor {
+  if (!ctx.training || rate <= 0) return x;
+  const seed = ctx.rng ? ctx.rng.nextUint32() : undefined;
+  return tf.dropout(x, rate, undefined, seed);
+}
