@@ -1,0 +1,87 @@
+/**
+ * Attention written with matMul (tf.einsum has no gradient), the KV cache as a plain value, and the
+ * masks HF builds: causal within the new tokens, plus a padding mask over past + new positions.
+ * Shapes: B batch, H query heads, Hkv key/value heads, T new tokens, S past length, Dh head size.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** One layer's cached keys and values, each [B, Hkv, S, Dh]. */
+export interface LayerKV {
+  key: tf.Tensor;
+  value: tf.Tensor;
+}
+
+/** Per-layer cache; a value passed into forward and returned, never state inside a model. */
+export type KVCache = LayerKV[];
+
+/** Past length of a cache (0 when absent). */
+export function cacheLength(cache?: KVCache): number {
+  return cache && cache.length ? (cache[0].key.shape as number[])[2] : 0;
+}
+
+/** Large negative added to masked scores; finite so fully masked rows give no NaN. */
+export const MASK_VALUE = -1e9;
+
+/**
+ * Additive attention bias [B, 1, T, S+T]: 0 where a query may look, MASK_VALUE elsewhere.
+ * @param attentionMask [B, S+T] with 1 for real tokens and 0 for padding (optional)
+ * @param causal whether new token i may see new tokens j > i (decoders: yes; encoders: no)
+ */
+export function attentionBias(batch: number, newLen: number, pastLen: number, attentionMask: tf.Tensor | undefined, causal: boolean): tf.Tensor | undefined {
+  if (!attentionMask && (!causal || newLen === 1)) return undefined;
+  return tf.tidy(() => {
+    const total = pastLen + newLen;
+    let allowed: tf.Tensor = tf.ones([1, 1, newLen, total], 'bool');
+    if (causal) {
+      // query i (absolute position pastLen + i) sees keys j <= pastLen + i
+      const q = tf.range(pastLen, total, 1, 'int32').reshape([newLen, 1]);
+      const k = tf.range(0, total, 1, 'int32').reshape([1, total]);
+      allowed = tf.lessEqual(k, q).reshape([1, 1, newLen, total]);
+    }
+    if (attentionMask) {
+      const pad = tf.cast(attentionMask, 'bool').reshape([batch, 1, 1, total]);
+      allowed = tf.logicalAnd(allowed, pad);
+    }
+    return tf.where(allowed, tf.zeros([1, 1, 1, 1]), tf.fill([1, 1, 1, 1], MASK_VALUE));
+  });
+}
+
+/**
+ * softmax(q kᵀ · scale + bias) v with grouped-query heads: query head h reads key/value head
+ * floor(h / (H / Hkv)), done by folding the group into the query-time axis so k and v are never copied.
+ * @param q [B, H, T, Dh]; @param k,v [B, Hkv, S, Dh]; @param bias [B|1, 1, T, S] additive
+ * @returns [B, H, T, Dh]
+ */
+export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor | undefined, scale: number): tf.Tensor {
+  return tf.tidy(() => {
+    const [B, H, T, Dh] = q.shape as number[];
+    const [, Hkv, S] = k.shape as number[];
+    const group = H / Hkv;
+    const qg = group === 1 ? q : q.reshape([B, Hkv, group * T, Dh]);
+    let scores = tf.mul(tf.matMul(qg, k, false, true), scale); // [B, Hkv, group*T, S]
+    if (bias) {
+      const b5 = bias.reshape([(bias.shape as number[])[0], 1, 1, T, S]);
+      scores = tf.add(scores.reshape([B, Hkv, group, T, S]), b5).reshape([B, Hkv, group * T, S]);
+    }
+    const probs = tf.softmax(scores, -1);
+    return tf.matMul(probs, v).reshape([B, H, T, Dh]);
+  });
+}
+
+/** [B, T, H·Dh] → [B, H, T, Dh] */
+export function splitHeads(x: tf.Tensor, heads: number, headDim: number): tf.Tensor {
+  const [B, T] = x.shape as number[];
+  return tf.tidy(() => x.reshape([B, T, heads, headDim]).transpose([0, 2, 1, 3]));
+}
+
+/** [B, H, T, Dh] → [B, T, H·Dh] */
+export function mergeHeads(x: tf.Tensor): tf.Tensor {
+  const [B, H, T, Dh] = x.shape as number[];
+  return tf.tidy(() => x.transpose([0, 2, 1, 3]).reshape([B, T, H * Dh]));
+}
+
+/** Append new keys/values to a layer's cache along the time axis (a new value; inputs untouched). */
+export function appendKV(past: LayerKV | undefined, key: tf.Tensor, value: tf.Tensor): LayerKV {
+  if (!past) return { key, value };
+  return { key: tf.concat([past.key, key], 2), value: tf.concat([past.value, value], 2) };
+}
