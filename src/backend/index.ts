@@ -14,6 +14,7 @@ import { registerMissingKernels } from './kernels.js';
 
 export { tf };
 export { Rng } from './rng.js';
+export { disposeAll, tidy } from './memory.js';
 
 /** Backends we know how to start. */
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow' | 'webgpu' | 'webgl';
@@ -76,15 +77,4 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendNam
 /** Number of live tensors (for leak checks). */
 export function liveTensors(): number {
   return tf.memory().numTensors;
-}
-
-/** Dispose every tensor inside a nested value of arrays / objects (caches, outputs). */
-export function disposeAll(value: unknown): void {
-  if (value instanceof tf.Tensor) {
-    value.dispose();
-  } else if (Array.isArray(value)) {
-    for (const v of value) disposeAll(v);
-  } else if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) disposeAll(v);
-  }
 }
