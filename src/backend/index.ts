@@ -67,6 +67,9 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendNam
     }
     if (!ok) throw new UnsupportedError(`backend '${requested}' failed to start`, `try MAKEMOST_BACKEND=cpu`);
     await tf.ready();
+    // The cpu backend greets Node users with an advert for tfjs-node on first write; we chose cpu knowingly.
+    const b = tf.backend() as unknown as { firstUse?: boolean };
+    if (name === 'cpu' && 'firstUse' in b) b.firstUse = false;
     return name;
   })();
   const name = await ready;
