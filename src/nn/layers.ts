@@ -8,16 +8,26 @@ import { Rng } from '../backend/rng.js';
 import { UnsupportedError } from '../errors.js';
 import { Module } from './module.js';
 
-/** Normal(0, std) initial values from a seeded stream. */
-export function normalInit(rng: Rng, shape: number[], std: number): tf.Tensor {
+/** Normal(0, std) initial values from a seeded stream; zeros without one (weights about to be loaded). */
+export function normalInit(rng: Rng | undefined, shape: number[], std: number): tf.Tensor {
+  if (!rng) return tf.zeros(shape);
   return tf.tensor(rng.normalArray(shape.reduce((a, b) => a * b, 1), std), shape);
 }
 
-/** Applies every Linear/Conv1D/Embedding/norm of a model through one seeded stream. */
+/** Initialisation of every Linear/Conv1D/Embedding of a model through one seeded stream. */
 export interface InitOptions {
-  rng: Rng;
+  /** Absent: zeros, skipping the random draws when a checkpoint will overwrite them. */
+  rng?: Rng;
   /** Standard deviation of weight matrices (HF `initializer_range`). */
   std: number;
+}
+
+/**
+ * x Wᵀ for x [N, in] and W [out, in], computed as (W xᵀ)ᵀ: TF.js (wasm) takes its fast matmul path only
+ * when neither operand is transposed, and moving the small activation is ~20× cheaper than the slow path.
+ */
+export function matMulWT(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.transpose(tf.matMul(w, tf.transpose(x))));
 }
 
 /** `y = x Wᵀ + b`, weight [out, in] as in `torch.nn.Linear`. */
@@ -34,7 +44,7 @@ export class Linear extends Module {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const x2 = x.reshape([-1, this.inFeatures]);
-      let y = tf.matMul(x2, this.weight, false, true);
+      let y = matMulWT(x2, this.weight);
       if (this.bias) y = tf.add(y, this.bias);
       return y.reshape([...lead, this.outFeatures]);
     });

@@ -8,9 +8,10 @@ import { tidy } from '../../backend/memory.js';
 import { Rng } from '../../backend/rng.js';
 import { ShapeError } from '../../errors.js';
 import { appendKV, attentionBias, cacheLength, mergeHeads, scaledDotProductAttention, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
-import { activation, Conv1D, dropout, Embedding, LayerNorm, type InitOptions } from '../../nn/layers.js';
+import { activation, Conv1D, dropout, Embedding, LayerNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
 import { idsTensor } from '../common.js';
+import { PreTrainedModel } from '../pretrained_model.js';
 import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../types.js';
 import { gpt2Dims, type GPT2Config } from './config.js';
 
@@ -91,14 +92,17 @@ export interface GPT2ModelOutput {
 }
 
 /** The bare GPT-2 transformer (`wte`, `wpe`, `h.N`, `ln_f`). */
-export class GPT2Model extends Module {
+export class GPT2Model extends PreTrainedModel {
+  readonly modelType = 'gpt2';
+  readonly className = 'GPT2Model';
   readonly wte: Embedding;
   readonly wpe: Embedding;
   readonly h: ModuleList<GPT2Block>;
   readonly ln_f: LayerNorm;
-  constructor(readonly config: GPT2Config, seed = 0) {
+  /** `seed` null: zero weights, to be overwritten by a checkpoint. */
+  constructor(readonly config: GPT2Config, seed: number | null = 0) {
     super();
-    const init = { rng: new Rng(seed), std: config.initializer_range };
+    const init = { rng: seed === null ? undefined : new Rng(seed), std: config.initializer_range };
     this.wte = this.child('wte', new Embedding(config.vocab_size, config.n_embd, init));
     this.wpe = this.child('wpe', new Embedding(config.n_positions, config.n_embd, init));
     this.h = this.child('h', new ModuleList(Array.from({ length: config.n_layer }, (_, i) => new GPT2Block(config, i, init))));
@@ -140,10 +144,12 @@ export class GPT2Model extends Module {
 }
 
 /** GPT-2 with its language-model head (`transformer.*`; `lm_head.weight` tied to `transformer.wte.weight`). */
-export class GPT2LMHeadModel extends Module implements CausalLM {
+export class GPT2LMHeadModel extends PreTrainedModel implements CausalLM {
   readonly modelType = 'gpt2';
+  readonly className = 'GPT2LMHeadModel';
   readonly transformer: GPT2Model;
-  constructor(readonly config: GPT2Config, seed = 0) {
+  /** `seed` null: zero weights, to be overwritten by a checkpoint. */
+  constructor(readonly config: GPT2Config, seed: number | null = 0) {
     super();
     this.transformer = this.child('transformer', new GPT2Model(config, seed));
   }
@@ -154,7 +160,7 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     return tidy(() => {
       const out = this.transformer.forward(inputIds, opts);
       const [B, T, D] = out.lastHiddenState.shape as number[];
-      const logits = tf.matMul(out.lastHiddenState.reshape([B * T, D]), this.transformer.wte.weight, false, true).reshape([B, T, this.config.vocab_size]);
+      const logits = matMulWT(out.lastHiddenState.reshape([B * T, D]), this.transformer.wte.weight).reshape([B, T, this.config.vocab_size]);
       return out.hidden ? { logits, cache: out.cache, hidden: out.hidden } : { logits, cache: out.cache };
     });
   }

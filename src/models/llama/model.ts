@@ -1,0 +1,190 @@
+/**
+ * Llama (HF `modeling_llama.py`): pre-norm decoder with RMSNorm, rotary positions, grouped-query
+ * attention and a SwiGLU MLP. Module names are the checkpoint's (`model.layers.3.self_attn.q_proj.weight`).
+ * The cache stores keys after rotation, as HF does, so a cached key never needs its position again.
+ * No length limit: rotary extrapolates past `max_position_embeddings` exactly as HF lets it.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { tidy } from '../../backend/memory.js';
+import { Rng } from '../../backend/rng.js';
+import { ShapeError, UnsupportedError } from '../../errors.js';
+import { appendKV, attentionBias, cacheLength, mergeHeads, scaledDotProductAttention, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
+import { activation, Embedding, Linear, RMSNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
+import { Module, ModuleList } from '../../nn/module.js';
+import { idsTensor } from '../common.js';
+import { PreTrainedModel } from '../pretrained_model.js';
+import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../types.js';
+import { llamaDims, type LlamaConfig } from './config.js';
+import { applyRotary, ropeInvFreq, rotaryTables, type RotaryTables } from './rope.js';
+
+class LlamaAttention extends Module {
+  readonly q_proj: Linear;
+  readonly k_proj: Linear;
+  readonly v_proj: Linear;
+  readonly o_proj: Linear;
+  private readonly scale: number;
+  constructor(private readonly cfg: LlamaConfig, init: InitOptions) {
+    super();
+    const { hidden_size: D, num_attention_heads: H, num_key_value_heads: Hkv, head_dim: Dh, attention_bias: bias } = cfg;
+    this.q_proj = this.child('q_proj', new Linear(D, H * Dh, init, bias));
+    this.k_proj = this.child('k_proj', new Linear(D, Hkv * Dh, init, bias));
+    this.v_proj = this.child('v_proj', new Linear(D, Hkv * Dh, init, bias));
+    this.o_proj = this.child('o_proj', new Linear(H * Dh, D, init, bias));
+    this.scale = Dh ** -0.5;
+  }
+  /** x [B, T, D] → ([B, T, D], this layer's cache with the new rotated keys and values appended) */
+  forward(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined): [tf.Tensor, LayerKV] {
+    const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: Dh } = this.cfg;
+    const q = applyRotary(splitHeads(this.q_proj.forward(x), H, Dh), rot);
+    const k = applyRotary(splitHeads(this.k_proj.forward(x), Hkv, Dh), rot);
+    const v = splitHeads(this.v_proj.forward(x), Hkv, Dh);
+    const kv = appendKV(past, k, v);
+    // SDPA maps query head h to kv head floor(h / (H/Hkv)): HF's repeat_kv without the copy.
+    const a = scaledDotProductAttention(q, kv.key, kv.value, bias, this.scale);
+    return [this.o_proj.forward(mergeHeads(a)), kv];
+  }
+}
+
+class LlamaMLP extends Module {
+  readonly gate_proj: Linear;
+  readonly up_proj: Linear;
+  readonly down_proj: Linear;
+  private readonly act: (x: tf.Tensor) => tf.Tensor;
+  constructor(cfg: LlamaConfig, init: InitOptions) {
+    super();
+    const { hidden_size: D, intermediate_size: I, mlp_bias: bias } = cfg;
+    this.gate_proj = this.child('gate_proj', new Linear(D, I, init, bias));
+    this.up_proj = this.child('up_proj', new Linear(D, I, init, bias));
+    this.down_proj = this.child('down_proj', new Linear(I, D, init, bias));
+    this.act = activation(cfg.hidden_act, 'hidden_act');
+  }
+  /** SwiGLU: down(act(gate(x)) · up(x)) */
+  forward(x: tf.Tensor): tf.Tensor {
+    return this.down_proj.forward(tf.mul(this.act(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+  }
+}
+
+class LlamaDecoderLayer extends Module {
+  readonly self_attn: LlamaAttention;
+  readonly mlp: LlamaMLP;
+  readonly input_layernorm: RMSNorm;
+  readonly post_attention_layernorm: RMSNorm;
+  constructor(cfg: LlamaConfig, init: InitOptions) {
+    super();
+    // Registration order is HF's, so parameter listings and seeded init follow the checkpoint's order.
+    this.self_attn = this.child('self_attn', new LlamaAttention(cfg, init));
+    this.mlp = this.child('mlp', new LlamaMLP(cfg, init));
+    this.input_layernorm = this.child('input_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
+    this.post_attention_layernorm = this.child('post_attention_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
+  }
+  forward(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined): [tf.Tensor, LayerKV] {
+    const [a, kv] = this.self_attn.forward(this.input_layernorm.forward(x), rot, past, bias);
+    const h = tf.add(x, a);
+    return [tf.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h))), kv];
+  }
+}
+
+/** Output of the bare decoder. */
+export interface LlamaModelOutput {
+  /** [B, T, D] after the final norm */
+  lastHiddenState: tf.Tensor;
+  cache: KVCache;
+  hidden?: tf.Tensor[];
+}
+
+function dimsOf(t: tf.Tensor): string {
+  return `[${t.shape.join(', ')}]`;
+}
+
+/** The bare Llama decoder (`embed_tokens`, `layers.N`, `norm`). */
+export class LlamaModel extends PreTrainedModel {
+  readonly modelType = 'llama';
+  readonly className = 'LlamaModel';
+  readonly embed_tokens: Embedding;
+  readonly layers: ModuleList<LlamaDecoderLayer>;
+  readonly norm: RMSNorm;
+  /** [Dh/2] rotary inverse frequencies: derived from the config, never a checkpoint tensor. */
+  readonly invFreq: Float32Array;
+  constructor(readonly config: LlamaConfig, seed: number | null = 0) {
+    super();
+    const init = { rng: seed === null ? undefined : new Rng(seed), std: config.initializer_range };
+    this.embed_tokens = this.child('embed_tokens', new Embedding(config.vocab_size, config.hidden_size, init));
+    this.layers = this.child('layers', new ModuleList(Array.from({ length: config.num_hidden_layers }, () => new LlamaDecoderLayer(config, init))));
+    this.norm = this.child('norm', new RMSNorm(config.hidden_size, config.rms_norm_eps));
+    this.invFreq = ropeInvFreq(config.head_dim, config.rope_theta, config.rope_scaling);
+  }
+
+  /** ids [B, T] → hidden states [B, T, D] and the cache extended by T positions. */
+  forward(inputIds: Ids, opts: DecoderForwardOptions = {}): LlamaModelOutput {
+    const { vocab_size, num_hidden_layers, num_key_value_heads, head_dim, attention_dropout } = this.config;
+    if (opts.training && attention_dropout > 0) {
+      // SDPA has no dropout on the probabilities; training without it would silently differ from HF.
+      throw new UnsupportedError(`training with attention_dropout=${attention_dropout} is not supported`, 'set attention_dropout to 0 in config.json (every released Llama uses 0)');
+    }
+    const past = cacheLength(opts.cache);
+    if (opts.cache && opts.cache.length !== num_hidden_layers) throw new ShapeError(`cache has ${opts.cache.length} layers, the model has ${num_hidden_layers}`, 'pass the cache this model returned');
+    return tidy(() => {
+      const ids = idsTensor(inputIds, 'input ids', vocab_size);
+      const [B, T] = ids.shape as number[];
+      if (opts.cache) {
+        const k = opts.cache[0].key;
+        const [cb, ch, , cd] = k.shape as number[];
+        if (cb !== B || ch !== num_key_value_heads || cd !== head_dim) {
+          throw new ShapeError(`cache keys have shape ${dimsOf(k)}, expected [${B}, ${num_key_value_heads}, S, ${head_dim}] (batch, kv heads, past, head size)`, 'pass the cache returned for this batch (reorder it with a gather on axis 0 for beams)');
+        }
+      }
+      // Any integer position is valid for rotary, negative ones included (pads of cumsum(mask) - 1).
+      const pos = opts.positionIds ? idsTensor(opts.positionIds, 'position ids') : tf.range(past, past + T, 1, 'int32').expandDims(0);
+      const [pb, pt] = pos.shape as number[];
+      if ((pb !== B && pb !== 1) || pt !== T) throw new ShapeError(`position ids have shape ${dimsOf(pos)}, expected [${B}, ${T}] (or [1, ${T}])`);
+      const mask = opts.attentionMask ? idsTensor(opts.attentionMask, 'attention mask') : undefined;
+      if (mask && (mask.shape[0] !== B || mask.shape[1] !== past + T)) {
+        throw new ShapeError(`attention mask has shape ${dimsOf(mask)}, expected [${B}, ${past + T}] (batch, cached + new tokens)`);
+      }
+      const bias = attentionBias(B, T, past, mask, true);
+      const rot = rotaryTables(this.invFreq, pos);
+      let x = this.embed_tokens.forward(ids);
+      const hidden: tf.Tensor[] = [];
+      const cache: KVCache = [];
+      this.layers.items.forEach((layer, i) => {
+        if (opts.returnHidden) hidden.push(x);
+        const [y, kv] = layer.forward(x, rot, opts.cache?.[i], bias);
+        cache.push(kv);
+        x = y;
+      });
+      const last = this.norm.forward(x);
+      if (opts.returnHidden) hidden.push(last);
+      return opts.returnHidden ? { lastHiddenState: last, cache, hidden } : { lastHiddenState: last, cache };
+    });
+  }
+}
+
+/** Llama with its LM head (`model.*` + `lm_head`; when tied, the head is `model.embed_tokens.weight`, registered once). */
+export class LlamaForCausalLM extends PreTrainedModel implements CausalLM {
+  readonly modelType = 'llama';
+  readonly className = 'LlamaForCausalLM';
+  readonly model: LlamaModel;
+  /** Absent when `tie_word_embeddings`. */
+  readonly lm_head?: Linear;
+  constructor(readonly config: LlamaConfig, seed: number | null = 0) {
+    super();
+    this.model = this.child('model', new LlamaModel(config, seed));
+    if (!config.tie_word_embeddings) {
+      // Its own stream, so the decoder's weights are the same whether or not the head exists.
+      const init = { rng: seed === null ? undefined : new Rng(seed).split(), std: config.initializer_range };
+      this.lm_head = this.child('lm_head', new Linear(config.hidden_size, config.vocab_size, init, false));
+    }
+  }
+  dims(): ModelDims {
+    return llamaDims(this.config);
+  }
+  forward(inputIds: Ids, opts: DecoderForwardOptions = {}): DecoderOutput {
+    return tidy(() => {
+      const out = this.model.forward(inputIds, opts);
+      const head = this.lm_head ? this.lm_head.weight : this.model.embed_tokens.weight;
+      const [B, T, D] = out.lastHiddenState.shape as number[];
+      const logits = matMulWT(out.lastHiddenState.reshape([B * T, D]), head).reshape([B, T, this.config.vocab_size]);
+      return out.hidden ? { logits, cache: out.cache, hidden: out.hidden } : { logits, cache: out.cache };
+    });
+  }
+}
