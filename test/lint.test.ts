@@ -35,10 +35,10 @@ function layerOf(rel: string): { rank: number; unit: string } {
     models: 2,
     generation: 3, training: 3,
     methods: 4,
-    cli: 5, server: 5, index: 5,
+    cli: 5, server: 5, index: 5, node: 5,
   };
   if (!(top in table)) throw new Error(`lint: src/${rel} is in no layer of DESIGN.md; add its folder to the table`);
-  return { rank: table[top], unit: top };
+  return { rank: table[top], unit: top === 'index' || top === 'node' ? 'entry' : top };
 }
 
 const sources = walk(SRC).map((p) => ({ path: p, rel: relative(SRC, p), text: readFileSync(p, 'utf8') }));

@@ -6,16 +6,16 @@ import { ConfigError, UnsupportedError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { hfKeyMapper, type RawConfig } from './common.js';
 import { bertForMaskedLMKeyRules, bertKeyMapper, bertKeyRules, robertaForMaskedLMKeyRules, robertaKeyRules } from './bert/checkpoint.js';
-import { parseBertConfig, type BertConfig } from './bert/config.js';
+import { bertDims, parseBertConfig, type BertConfig } from './bert/config.js';
 import { BertForMaskedLM, RobertaForMaskedLM } from './bert/heads.js';
 import { BertModel, RobertaModel } from './bert/model.js';
 import { llamaKeyRules } from './llama/checkpoint.js';
-import { parseLlamaConfig, type LlamaConfig } from './llama/config.js';
+import { llamaDims, parseLlamaConfig, type LlamaConfig } from './llama/config.js';
 import { LlamaForCausalLM, LlamaModel } from './llama/model.js';
-import { parseGPT2Config, type GPT2Config } from './gpt2/config.js';
+import { gpt2Dims, parseGPT2Config, type GPT2Config } from './gpt2/config.js';
 import { gpt2KeyRules } from './gpt2/checkpoint.js';
 import { GPT2LMHeadModel, GPT2Model } from './gpt2/model.js';
-import type { CausalLM, EncoderModel } from './types.js';
+import type { CausalLM, EncoderModel, ModelDims } from './types.js';
 
 /** What a model can be loaded as. */
 export type Task = 'base' | 'causal-lm' | 'masked-lm';
@@ -24,6 +24,8 @@ export type Task = 'base' | 'causal-lm' | 'masked-lm';
 export interface Architecture {
   /** Fill HF defaults and check invariants. */
   parseConfig(raw: RawConfig): Record<string, unknown>;
+  /** The numbers generic code needs, from a parsed config. */
+  dims(config: Record<string, unknown>): ModelDims;
   /** Maps a checkpoint key to our name (or null to drop it) for a parsed config and task. */
   keyMapper(config: Record<string, unknown>, task: Task): (key: string) => string | null;
   /** Constructors by task, with HF's class name (written to config.json `architectures`). */
@@ -33,6 +35,7 @@ export interface Architecture {
 const REGISTRY: Record<string, Architecture> = {
   gpt2: {
     parseConfig: parseGPT2Config,
+    dims: (c) => gpt2Dims(c as GPT2Config),
     keyMapper: (_c, task) => hfKeyMapper(gpt2KeyRules, task !== 'base'),
     tasks: {
       base: { className: 'GPT2Model', build: (c, s) => new GPT2Model(c as GPT2Config, s) },
@@ -41,6 +44,7 @@ const REGISTRY: Record<string, Architecture> = {
   },
   llama: {
     parseConfig: parseLlamaConfig,
+    dims: (c) => llamaDims(c as LlamaConfig),
     keyMapper: (c, task) => hfKeyMapper(llamaKeyRules(c as LlamaConfig), task !== 'base'),
     tasks: {
       base: { className: 'LlamaModel', build: (c, s) => new LlamaModel(c as LlamaConfig, s) },
@@ -49,6 +53,7 @@ const REGISTRY: Record<string, Architecture> = {
   },
   bert: {
     parseConfig: parseBertConfig,
+    dims: (c) => bertDims(c as BertConfig),
     keyMapper: (_c, task) => bertKeyMapper(task === 'base' ? bertKeyRules : bertForMaskedLMKeyRules, task !== 'base'),
     tasks: {
       base: { className: 'BertModel', build: (c, s) => new BertModel(c as BertConfig, s) },
@@ -57,6 +62,7 @@ const REGISTRY: Record<string, Architecture> = {
   },
   roberta: {
     parseConfig: parseBertConfig,
+    dims: (c) => bertDims(c as BertConfig),
     keyMapper: (_c, task) => bertKeyMapper(task === 'base' ? robertaKeyRules : robertaForMaskedLMKeyRules, task !== 'base'),
     tasks: {
       base: { className: 'RobertaModel', build: (c, s) => new RobertaModel(c as BertConfig, s) },
