@@ -27,3 +27,23 @@ export interface GenerateOutput {
   /** With output_scores: log-probability of each generated token under the model (after processors). */
   tokenLogprobs?: number[][];
 }
+
+/** What greedy, sampling and beam search share (built by generate() from a GenerationConfig). */
+export interface StrategyOptions {
+  /** Tokens to generate at most per row. */
+  maxNewTokens: number;
+  /** Any of these ends a row (empty: never). */
+  eosTokenIds: number[];
+  /** Fills finished rows and padding. */
+  padTokenId: number;
+  /** Applied in order to each step's scores (HF order is built by buildProcessors). */
+  processors: LogitsProcessor[];
+  /** Extra stopping rules (stop strings, max time…); EOS and length are built in. */
+  stopping: StoppingCriterion[];
+  /** Record each generated token's log-probability (after processors). */
+  outputScores?: boolean;
+  /** Checked before every step: an aborted call stops within one step, frees everything, and returns what it has (finishReason 'abort'). */
+  signal?: AbortSignal;
+  /** Called after every step with each row's newly chosen token (−1 for rows already finished). */
+  onStep?: (tokens: number[]) => void;
+}
