@@ -4,6 +4,8 @@
  * Shapes: B batch, H query heads, Hkv key/value heads, T new tokens, S past length, Dh head size.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { Rng } from '../backend/rng.js';
+import { dropout } from './layers.js';
 
 /** One layer's cached keys and values, each [B, Hkv, S, Dh]. */
 export interface LayerKV {
@@ -50,9 +52,10 @@ export function attentionBias(batch: number, newLen: number, pastLen: number, at
  * softmax(q kᵀ · scale + bias) v with grouped-query heads: query head h reads key/value head
  * floor(h / (H / Hkv)), done by folding the group into the query-time axis so k and v are never copied.
  * @param q [B, H, T, Dh]; @param k,v [B, Hkv, S, Dh]; @param bias [B|1, 1, T, S] additive
+ * @param drop dropout on the attention probabilities (HF's attn_pdrop / attention_probs_dropout_prob), training only
  * @returns [B, H, T, Dh]
  */
-export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor | undefined, scale: number): tf.Tensor {
+export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor | undefined, scale: number, drop?: { rate: number; training?: boolean; rng?: Rng }): tf.Tensor {
   return tf.tidy(() => {
     const [B, H, T, Dh] = q.shape as number[];
     const [, Hkv, S] = k.shape as number[];
@@ -63,7 +66,7 @@ export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tens
       const b5 = bias.reshape([(bias.shape as number[])[0], 1, 1, T, S]);
       scores = tf.add(scores.reshape([B, Hkv, group, T, S]), b5).reshape([B, Hkv, group * T, S]);
     }
-    const probs = tf.softmax(scores, -1);
+    const probs = drop ? dropout(tf.softmax(scores, -1), drop.rate, drop) : tf.softmax(scores, -1);
     return tf.matMul(probs, v).reshape([B, H, T, Dh]);
   });
 }

@@ -103,12 +103,7 @@ export class BertSelfAttention extends Module {
       const H = this.cfg.num_attention_heads;
       const [q, k, v] = [this.query, this.key, this.value].map((p) => splitHeads(p.forward(x), H, this.headDim));
       const scale = 1 / Math.sqrt(this.headDim);
-      const rate = this.cfg.attention_probs_dropout_prob;
-      if (!ctx.training || rate <= 0) return mergeHeads(scaledDotProductAttention(q, k, v, bias, scale));
-      // Training drops attention probabilities (whole tokens to attend to), which the fused SDPA cannot.
-      let scores = tf.mul(tf.matMul(q, k, false, true), scale);
-      if (bias) scores = tf.add(scores, bias);
-      return mergeHeads(tf.matMul(dropout(tf.softmax(scores, -1), rate, ctx), v));
+      return mergeHeads(scaledDotProductAttention(q, k, v, bias, scale, { rate: this.cfg.attention_probs_dropout_prob, ...ctx }));
     });
   }
 }

@@ -39,8 +39,7 @@ class GPT2Attention extends Module {
     const { n_head } = this.cfg;
     const [q, k, v] = tf.split(this.c_attn.forward(x), 3, -1).map((t) => splitHeads(t, n_head, this.headDim));
     const kv = appendKV(past, k, v);
-    // Attention dropout acts on the probabilities; at inference it is the identity, so SDPA stays fused.
-    const a = scaledDotProductAttention(q, kv.key, kv.value, bias, this.scale);
+    const a = scaledDotProductAttention(q, kv.key, kv.value, bias, this.scale, { rate: this.cfg.attn_pdrop, ...ctx });
     const out = dropout(this.c_proj.forward(mergeHeads(a)), this.cfg.resid_pdrop, ctx);
     return [out, kv];
   }

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../backend/index.js';
 import { disposeAll } from '../../backend/memory.js';
-import { ShapeError, UnsupportedError } from '../../errors.js';
+import { ShapeError } from '../../errors.js';
+import { Rng } from '../../backend/rng.js';
 import { mapSource } from '../../nn/module.js';
 import { parseLlamaConfig } from './config.js';
 import { LlamaForCausalLM, LlamaModel } from './model.js';
@@ -247,8 +248,20 @@ test('bad input: ids outside the vocabulary, shapes of mask / positions / cache,
   disposeAll(prefix);
   m.dispose();
 
-  const drop = new LlamaForCausalLM(parseLlamaConfig({ ...base, attention_dropout: 0.1 }), 11);
-  assert.throws(() => drop.forward([[1, 2]], { training: true }), (e: Error) => e instanceof UnsupportedError && /attention_dropout/.test(e.message));
-  disposeAll(drop.forward([[1, 2]])); // inference is unaffected: dropout is the identity there
+});
+
+test('attention dropout acts only when training, reproducibly under a seed', () => {
+  const drop = new LlamaForCausalLM(parseLlamaConfig({ ...base, attention_dropout: 0.5 }), 11);
+  const plain = new LlamaForCausalLM(parseLlamaConfig({ ...base, attention_dropout: 0 }), 11);
+  const run = (m: LlamaForCausalLM, training: boolean, seed = 1) => {
+    const out = m.forward([[1, 2, 3, 4]], { training, rng: new Rng(seed) });
+    const v = Array.from(out.logits.dataSync());
+    disposeAll(out);
+    return v;
+  };
+  assert.deepEqual(run(drop, false), run(plain, false), 'identity at inference');
+  assert.deepEqual(run(drop, true, 3), run(drop, true, 3), 'same seed, same mask');
+  assert.notDeepEqual(run(drop, true, 3), run(plain, true, 3), 'the probabilities are dropped when training');
   drop.dispose();
+  plain.dispose();
 });

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { tidy } from '../../backend/memory.js';
 import { Rng } from '../../backend/rng.js';
-import { ShapeError, UnsupportedError } from '../../errors.js';
+import { ShapeError } from '../../errors.js';
 import { appendKV, attentionBias, cacheLength, mergeHeads, scaledDotProductAttention, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
 import { activation, Embedding, Linear, RMSNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
@@ -16,6 +16,12 @@ import { PreTrainedModel } from '../pretrained_model.js';
 import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../types.js';
 import { llamaDims, type LlamaConfig } from './config.js';
 import { applyRotary, ropeInvFreq, rotaryTables, type RotaryTables } from './rope.js';
+
+/** Dropout switches for one forward pass. */
+interface Ctx {
+  training?: boolean;
+  rng?: Rng;
+}
 
 class LlamaAttention extends Module {
   readonly q_proj: Linear;
@@ -33,14 +39,14 @@ class LlamaAttention extends Module {
     this.scale = Dh ** -0.5;
   }
   /** x [B, T, D] → ([B, T, D], this layer's cache with the new rotated keys and values appended) */
-  forward(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined): [tf.Tensor, LayerKV] {
+  forward(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx): [tf.Tensor, LayerKV] {
     const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: Dh } = this.cfg;
     const q = applyRotary(splitHeads(this.q_proj.forward(x), H, Dh), rot);
     const k = applyRotary(splitHeads(this.k_proj.forward(x), Hkv, Dh), rot);
     const v = splitHeads(this.v_proj.forward(x), Hkv, Dh);
     const kv = appendKV(past, k, v);
     // SDPA maps query head h to kv head floor(h / (H/Hkv)): HF's repeat_kv without the copy.
-    const a = scaledDotProductAttention(q, kv.key, kv.value, bias, this.scale);
+    const a = scaledDotProductAttention(q, kv.key, kv.value, bias, this.scale, { rate: this.cfg.attention_dropout, ...ctx });
     return [this.o_proj.forward(mergeHeads(a)), kv];
   }
 }
@@ -77,8 +83,8 @@ class LlamaDecoderLayer extends Module {
     this.input_layernorm = this.child('input_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
     this.post_attention_layernorm = this.child('post_attention_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
   }
-  forward(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined): [tf.Tensor, LayerKV] {
-    const [a, kv] = this.self_attn.forward(this.input_layernorm.forward(x), rot, past, bias);
+  forward(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx): [tf.Tensor, LayerKV] {
+    const [a, kv] = this.self_attn.forward(this.input_layernorm.forward(x), rot, past, bias, ctx);
     const h = tf.add(x, a);
     return [tf.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h))), kv];
   }
@@ -116,11 +122,7 @@ export class LlamaModel extends PreTrainedModel {
 
   /** ids [B, T] → hidden states [B, T, D] and the cache extended by T positions. */
   forward(inputIds: Ids, opts: DecoderForwardOptions = {}): LlamaModelOutput {
-    const { vocab_size, num_hidden_layers, num_key_value_heads, head_dim, attention_dropout } = this.config;
-    if (opts.training && attention_dropout > 0) {
-      // SDPA has no dropout on the probabilities; training without it would silently differ from HF.
-      throw new UnsupportedError(`training with attention_dropout=${attention_dropout} is not supported`, 'set attention_dropout to 0 in config.json (every released Llama uses 0)');
-    }
+    const { vocab_size, num_hidden_layers, num_key_value_heads, head_dim } = this.config;
     const past = cacheLength(opts.cache);
     if (opts.cache && opts.cache.length !== num_hidden_layers) throw new ShapeError(`cache has ${opts.cache.length} layers, the model has ${num_hidden_layers}`, 'pass the cache this model returned');
     return tidy(() => {
@@ -148,7 +150,7 @@ export class LlamaModel extends PreTrainedModel {
       const cache: KVCache = [];
       this.layers.items.forEach((layer, i) => {
         if (opts.returnHidden) hidden.push(x);
-        const [y, kv] = layer.forward(x, rot, opts.cache?.[i], bias);
+        const [y, kv] = layer.forward(x, rot, opts.cache?.[i], bias, { training: opts.training, rng: opts.rng });
         cache.push(kv);
         x = y;
       });
