@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, ShapeError } from '../errors.js';
+import type { KVCache, LayerKV } from '../nn/attention.js';
 import type { TensorSource } from '../nn/module.js';
 import type { Ids } from './types.js';
 
@@ -116,4 +117,27 @@ export function hfKeyMapper(rules: KeyRules, headed: boolean): (key: string) => 
     if (isHead) return null;
     return key.startsWith(pre) ? key.slice(pre.length) : key;
   };
+}
+
+/** The decoder stack's result: final residual stream, the extended cache, and (when asked) each layer's input. */
+export interface StackOutput {
+  x: tf.Tensor;
+  cache: KVCache;
+  hidden: tf.Tensor[];
+}
+
+/**
+ * Run decoder layers in order, threading each layer's slice of the cache (the one place where per-layer
+ * hooks such as HSO's kvDelta or recurrence's prefixKV will enter).
+ */
+export function runDecoderLayers<L>(x: tf.Tensor, layers: L[], step: (layer: L, x: tf.Tensor, past: LayerKV | undefined, index: number) => [tf.Tensor, LayerKV], cache: KVCache | undefined, returnHidden: boolean | undefined): StackOutput {
+  const hidden: tf.Tensor[] = [];
+  const next: KVCache = [];
+  layers.forEach((layer, i) => {
+    if (returnHidden) hidden.push(x);
+    const [y, kv] = step(layer, x, cache?.[i], i);
+    next.push(kv);
+    x = y;
+  });
+  return { x, cache: next, hidden };
 }

@@ -10,7 +10,7 @@ import { ShapeError } from '../../errors.js';
 import { appendKV, attentionBias, cacheLength, mergeHeads, scaledDotProductAttention, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
 import { activation, Conv1D, dropout, Embedding, LayerNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
-import { idsTensor } from '../common.js';
+import { idsTensor, runDecoderLayers } from '../common.js';
 import { PreTrainedModel } from '../pretrained_model.js';
 import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../types.js';
 import { gpt2Dims, type GPT2Config } from './config.js';
@@ -126,16 +126,9 @@ export class GPT2Model extends PreTrainedModel {
       }
       const bias = attentionBias(B, T, past, mask, true);
       const ctx: Ctx = { training: opts.training, rng: opts.rng };
-      let x = dropout(tf.add(this.wte.forward(ids), this.wpe.forward(pos)), this.config.embd_pdrop, ctx);
-      const hidden: tf.Tensor[] = [];
-      const cache: KVCache = [];
-      this.h.items.forEach((block, i) => {
-        if (opts.returnHidden) hidden.push(x);
-        const [y, kv] = block.forward(x, opts.cache?.[i], bias, ctx);
-        cache.push(kv);
-        x = y;
-      });
-      const last = this.ln_f.forward(x);
+      const x = dropout(tf.add(this.wte.forward(ids), this.wpe.forward(pos)), this.config.embd_pdrop, ctx);
+      const { x: top, cache, hidden } = runDecoderLayers(x, this.h.items, (block, h, past) => block.forward(h, past, bias, ctx), opts.cache, opts.returnHidden);
+      const last = this.ln_f.forward(top);
       if (opts.returnHidden) hidden.push(last);
       return opts.returnHidden ? { lastHiddenState: last, cache, hidden } : { lastHiddenState: last, cache };
     });

@@ -11,7 +11,7 @@ import { ShapeError } from '../../errors.js';
 import { appendKV, attentionBias, cacheLength, mergeHeads, scaledDotProductAttention, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
 import { activation, Embedding, Linear, RMSNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
-import { idsTensor } from '../common.js';
+import { idsTensor, runDecoderLayers } from '../common.js';
 import { PreTrainedModel } from '../pretrained_model.js';
 import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../types.js';
 import { llamaDims, type LlamaConfig } from './config.js';
@@ -145,16 +145,10 @@ export class LlamaModel extends PreTrainedModel {
       }
       const bias = attentionBias(B, T, past, mask, true);
       const rot = rotaryTables(this.invFreq, pos);
-      let x = this.embed_tokens.forward(ids);
-      const hidden: tf.Tensor[] = [];
-      const cache: KVCache = [];
-      this.layers.items.forEach((layer, i) => {
-        if (opts.returnHidden) hidden.push(x);
-        const [y, kv] = layer.forward(x, rot, opts.cache?.[i], bias, { training: opts.training, rng: opts.rng });
-        cache.push(kv);
-        x = y;
-      });
-      const last = this.norm.forward(x);
+      const ctx: Ctx = { training: opts.training, rng: opts.rng };
+      const x = this.embed_tokens.forward(ids);
+      const { x: top, cache, hidden } = runDecoderLayers(x, this.layers.items, (layer, h, past) => layer.forward(h, rot, past, bias, ctx), opts.cache, opts.returnHidden);
+      const last = this.norm.forward(top);
       if (opts.returnHidden) hidden.push(last);
       return opts.returnHidden ? { lastHiddenState: last, cache, hidden } : { lastHiddenState: last, cache };
     });
