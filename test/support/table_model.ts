@@ -6,6 +6,7 @@
  * transformer's.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { tidy } from '../../src/backend/memory.js';
 import { Module } from '../../src/nn/module.js';
 import type { KVCache } from '../../src/nn/attention.js';
 import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../../src/models/types.js';
@@ -33,7 +34,7 @@ export class TableLM extends Module implements CausalLM {
     const ids = inputIds instanceof tf.Tensor ? (inputIds.arraySync() as number[][]) : inputIds;
     const B = ids.length;
     const T = ids[0].length;
-    const past: number[][] = opts.cache ? (opts.cache[0].key.reshape([B, -1]).arraySync() as number[][]) : ids.map(() => []);
+    const past: number[][] = opts.cache ? tidy(() => opts.cache![0].key.reshape([B, -1]).arraySync() as number[][]) : ids.map(() => []);
     const S = past[0].length;
     const mask = opts.attentionMask ? (opts.attentionMask instanceof tf.Tensor ? (opts.attentionMask.arraySync() as number[][]) : opts.attentionMask) : undefined;
     const slots = ids.map((row, b) => row.map((v, t) => (mask && mask[b][S + t] === 0 ? -1 : v)));
@@ -45,9 +46,11 @@ export class TableLM extends Module implements CausalLM {
       return lp.map((x) => (x === -Infinity ? -1e30 : x));
     }));
     const all = past.map((p, b) => [...p, ...slots[b]]);
-    const key = tf.tensor(all, [B, S + T]).reshape([B, 1, S + T, 1]);
-    const cache: KVCache = [{ key, value: key.clone() }];
-    return { logits: tf.tensor3d(logits), cache };
+    return tidy(() => {
+      const key = tf.tensor(all, [B, S + T]).reshape([B, 1, S + T, 1]);
+      const cache: KVCache = [{ key, value: key.clone() }];
+      return { logits: tf.tensor3d(logits), cache };
+    });
   }
 }
 
