@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { initBackend, type BackendName } from '../backend/index.js';
 import { MakemostError } from '../errors.js';
+import { GENERATION_KEYS } from '../generation/index.js';
+import { flagOf, formatMode, generationOptions, loadCausal, runGenerate, runMode } from './generate.js';
 import { formatInfo, modelInfo } from './info.js';
 import { fillMask, formatFillMask, formatScore, scoreText } from './score.js';
 import { ensureTinyModels } from './tiny.js';
@@ -13,6 +15,19 @@ import { ensureTinyModels } from './tiny.js';
 function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+/** An AbortSignal that fires on Ctrl-C, so long calls stop within a step and free their tensors. */
+function interruptSignal(): AbortSignal {
+  const c = new AbortController();
+  process.once('SIGINT', () => c.abort());
+  return c.signal;
+}
+
+function nonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
   return n;
 }
 
@@ -61,8 +76,46 @@ export function program(): Command {
       print(!!o.json, r, () => formatFillMask(r));
     });
 
+  const gen = p.command('generate')
+    .description('continue a prompt (streams when there is one sequence); every HF generation option is a flag, e.g. --do-sample --top-p 0.9 --num-beams 4')
+    .argument('<dir>', 'causal LM folder (GPT-2, Llama)')
+    .requiredOption('--prompt <text>', 'the text to continue ("" starts from BOS)')
+    .option('--json', 'print JSON (sequences, token ids, scores, the options used)');
+  for (const key of GENERATION_KEYS) {
+    if (key === 'conditional') continue;
+    gen.option(`--${flagOf(key)} [value]`, `HF generation option ${key}`);
+  }
+  gen.action(async (dir: string, o: Record<string, unknown>) => {
+    const loaded = await loadCausal(dir);
+    try {
+      await runGenerate(loaded, String(o.prompt), generationOptions(o), { write: (s) => process.stdout.write(s), json: !!o.json, signal: interruptSignal() });
+    } finally {
+      loaded.model.dispose();
+    }
+  });
+
+  p.command('mode')
+    .description("the model's exact mode (most probable complete sequence) by branch and bound, beside greedy's output")
+    .argument('<dir>', 'causal LM folder')
+    .requiredOption('--prompt <text>', 'the conditioning text ("" starts from BOS)')
+    .option('--max-new-tokens <n>', 'longest sequence searched (EOS included)', positiveInt, 20)
+    .option('--min-new-tokens <n>', 'conditional mode: at least n tokens before EOS', nonNegativeInt)
+    .option('--exact-length <n>', 'length-conditional mode: exactly n tokens before EOS', nonNegativeInt)
+    .option('--budget-nodes <n>', 'stop after expanding n prefixes (result then not proven optimal)', positiveInt)
+    .option('--budget-ms <n>', 'stop after n milliseconds', positiveInt)
+    .option('--json', 'print JSON')
+    .action(async (dir: string, o: { prompt: string; maxNewTokens: number; minNewTokens?: number; exactLength?: number; budgetNodes?: number; budgetMs?: number; json?: boolean }) => {
+      const loaded = await loadCausal(dir);
+      try {
+        const r = await runMode(loaded, o.prompt, o, interruptSignal());
+        print(!!o.json, r, () => formatMode(r));
+      } finally {
+        loaded.model.dispose();
+      }
+    });
+
   p.command('demo', { isDefault: true })
-    .description('run info, score and fill-mask on tiny random models written to .cache/ (the default command)')
+    .description('run info, score, fill-mask, generate and mode on tiny random models written to .cache/ (the default command)')
     .action(async () => {
       const root = join(process.cwd(), '.cache');
       const { gpt2, bert } = await ensureTinyModels(root);
@@ -75,7 +128,18 @@ export function program(): Command {
       out(`$ makemost score ${gpt2} --text "Hello, world!"`);
       out(formatScore(await scoreText(gpt2, 'Hello, world!', { bos: true })) + '\n');
       out(`$ makemost fill-mask ${bert} --text "Paris is the [MASK] of France." --top-k 3`);
-      out(formatFillMask(await fillMask(bert, 'Paris is the [MASK] of France.', 3)));
+      out(formatFillMask(await fillMask(bert, 'Paris is the [MASK] of France.', 3)) + '\n');
+      const loaded = await loadCausal(gpt2);
+      try {
+        for (const [name, opts] of [['greedy', {}], ['beam search, 4 beams', { num_beams: 4 }], ['nucleus sampling, top_p 0.9', { do_sample: true, top_p: 0.9, top_k: 0, seed: 1 }]] as const) {
+          out(`$ makemost generate ${gpt2} --prompt "Once upon a time" --max-new-tokens 16  # ${name}`);
+          await runGenerate(loaded, 'Once upon a time', { max_new_tokens: 16, ...opts }, { write: (s) => process.stdout.write(s), json: false });
+        }
+        out(`\n$ makemost mode ${gpt2} --prompt "Once upon a time" --max-new-tokens 4`);
+        out(formatMode(await runMode(loaded, 'Once upon a time', { maxNewTokens: 4, budgetMs: 5000 })));
+      } finally {
+        loaded.model.dispose();
+      }
     });
   return p;
 }
