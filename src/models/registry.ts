@@ -7,18 +7,23 @@ import type { Module } from '../nn/module.js';
 import { hfKeyMapper, type RawConfig } from './common.js';
 import { bertForMaskedLMKeyRules, bertKeyMapper, bertKeyRules, robertaForMaskedLMKeyRules, robertaKeyRules } from './bert/checkpoint.js';
 import { bertDims, parseBertConfig, type BertConfig } from './bert/config.js';
+import { BertForSequenceClassification, bertSeqClsKeyRules, RobertaForSequenceClassification, robertaSeqClsKeyRules } from './bert/classification.js';
 import { BertForMaskedLM, RobertaForMaskedLM } from './bert/heads.js';
 import { BertModel, RobertaModel } from './bert/model.js';
 import { llamaKeyRules } from './llama/checkpoint.js';
 import { llamaDims, parseLlamaConfig, type LlamaConfig } from './llama/config.js';
+import { LlamaForSequenceClassification, llamaSeqClsKeyRules } from './llama/classification.js';
 import { LlamaForCausalLM, LlamaModel } from './llama/model.js';
 import { gpt2Dims, parseGPT2Config, type GPT2Config } from './gpt2/config.js';
 import { gpt2KeyRules } from './gpt2/checkpoint.js';
+import { GPT2ForSequenceClassification, gpt2SeqClsKeyRules } from './gpt2/classification.js';
 import { GPT2LMHeadModel, GPT2Model } from './gpt2/model.js';
 import type { CausalLM, EncoderModel, ModelDims } from './types.js';
 
 /** What a model can be loaded as. */
-export type Task = 'base' | 'causal-lm' | 'masked-lm';
+export type Task = 'base' | 'causal-lm' | 'masked-lm' | 'sequence-classification';
+
+const SEQ_CLS: Task = 'sequence-classification';
 
 /** One family's entry. */
 export interface Architecture {
@@ -36,37 +41,41 @@ const REGISTRY: Record<string, Architecture> = {
   gpt2: {
     parseConfig: parseGPT2Config,
     dims: (c) => gpt2Dims(c as GPT2Config),
-    keyMapper: (_c, task) => hfKeyMapper(gpt2KeyRules, task !== 'base'),
+    keyMapper: (_c, task) => hfKeyMapper(task === SEQ_CLS ? gpt2SeqClsKeyRules : gpt2KeyRules, task !== 'base'),
     tasks: {
       base: { className: 'GPT2Model', build: (c, s) => new GPT2Model(c as GPT2Config, s) },
       'causal-lm': { className: 'GPT2LMHeadModel', build: (c, s) => new GPT2LMHeadModel(c as GPT2Config, s) },
+      'sequence-classification': { className: 'GPT2ForSequenceClassification', build: (c, s) => new GPT2ForSequenceClassification(c as GPT2Config, s) },
     },
   },
   llama: {
     parseConfig: parseLlamaConfig,
     dims: (c) => llamaDims(c as LlamaConfig),
-    keyMapper: (c, task) => hfKeyMapper(llamaKeyRules(c as LlamaConfig), task !== 'base'),
+    keyMapper: (c, task) => hfKeyMapper(task === SEQ_CLS ? llamaSeqClsKeyRules : llamaKeyRules(c as LlamaConfig), task !== 'base'),
     tasks: {
       base: { className: 'LlamaModel', build: (c, s) => new LlamaModel(c as LlamaConfig, s) },
       'causal-lm': { className: 'LlamaForCausalLM', build: (c, s) => new LlamaForCausalLM(c as LlamaConfig, s) },
+      'sequence-classification': { className: 'LlamaForSequenceClassification', build: (c, s) => new LlamaForSequenceClassification(c as LlamaConfig, s) },
     },
   },
   bert: {
     parseConfig: parseBertConfig,
     dims: (c) => bertDims(c as BertConfig),
-    keyMapper: (_c, task) => bertKeyMapper(task === 'base' ? bertKeyRules : bertForMaskedLMKeyRules, task !== 'base'),
+    keyMapper: (_c, task) => (task === SEQ_CLS ? bertKeyMapper(bertSeqClsKeyRules, true) : bertKeyMapper(task === 'base' ? bertKeyRules : bertForMaskedLMKeyRules, task !== 'base')),
     tasks: {
       base: { className: 'BertModel', build: (c, s) => new BertModel(c as BertConfig, s) },
       'masked-lm': { className: 'BertForMaskedLM', build: (c, s) => new BertForMaskedLM(c as BertConfig, s) },
+      'sequence-classification': { className: 'BertForSequenceClassification', build: (c, s) => new BertForSequenceClassification(c as BertConfig, s) },
     },
   },
   roberta: {
     parseConfig: parseBertConfig,
     dims: (c) => bertDims(c as BertConfig),
-    keyMapper: (_c, task) => bertKeyMapper(task === 'base' ? robertaKeyRules : robertaForMaskedLMKeyRules, task !== 'base'),
+    keyMapper: (_c, task) => (task === SEQ_CLS ? bertKeyMapper(robertaSeqClsKeyRules, true) : bertKeyMapper(task === 'base' ? robertaKeyRules : robertaForMaskedLMKeyRules, task !== 'base')),
     tasks: {
       base: { className: 'RobertaModel', build: (c, s) => new RobertaModel(c as BertConfig, s) },
       'masked-lm': { className: 'RobertaForMaskedLM', build: (c, s) => new RobertaForMaskedLM(c as BertConfig, s) },
+      'sequence-classification': { className: 'RobertaForSequenceClassification', build: (c, s) => new RobertaForSequenceClassification(c as BertConfig, s) },
     },
   },
 };

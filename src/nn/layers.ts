@@ -34,6 +34,8 @@ export function matMulWT(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
 export class Linear extends Module {
   readonly weight: tf.Variable;
   readonly bias?: tf.Variable;
+  /** Optional additive term on the output, set from outside (LoRA): x [N, in] → [N, out]. */
+  delta?: (x: tf.Tensor) => tf.Tensor;
   constructor(readonly inFeatures: number, readonly outFeatures: number, init: InitOptions, bias = true) {
     super();
     this.weight = this.param('weight', normalInit(init.rng, [outFeatures, inFeatures], init.std));
@@ -46,6 +48,7 @@ export class Linear extends Module {
       const x2 = x.reshape([-1, this.inFeatures]);
       let y = matMulWT(x2, this.weight);
       if (this.bias) y = tf.add(y, this.bias);
+      if (this.delta) y = tf.add(y, this.delta(x2));
       return y.reshape([...lead, this.outFeatures]);
     });
   }
@@ -55,6 +58,8 @@ export class Linear extends Module {
 export class Conv1D extends Module {
   readonly weight: tf.Variable;
   readonly bias: tf.Variable;
+  /** Optional additive term on the output, set from outside (LoRA): x [N, in] → [N, out]. */
+  delta?: (x: tf.Tensor) => tf.Tensor;
   constructor(readonly inFeatures: number, readonly outFeatures: number, init: InitOptions) {
     super();
     this.weight = this.param('weight', normalInit(init.rng, [inFeatures, outFeatures], init.std));
@@ -64,7 +69,9 @@ export class Conv1D extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
-      const y = tf.add(tf.matMul(x.reshape([-1, this.inFeatures]), this.weight), this.bias);
+      const x2 = x.reshape([-1, this.inFeatures]);
+      let y = tf.add(tf.matMul(x2, this.weight), this.bias);
+      if (this.delta) y = tf.add(y, this.delta(x2));
       return y.reshape([...lead, this.outFeatures]);
     });
   }

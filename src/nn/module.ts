@@ -66,6 +66,18 @@ export class Module {
     return module;
   }
 
+  /** Add a child from outside the class (e.g. LoRA's `lora_A` / `lora_B`); fails on a taken name. */
+  attach<M extends Module>(name: string, module: M): M {
+    return this.child(name, module);
+  }
+
+  /** Remove a child and return it (undefined if absent); the caller owns and disposes it. */
+  detach(name: string): Module | undefined {
+    const m = this.childModules.get(name);
+    this.childModules.delete(name);
+    return m;
+  }
+
   /** Every parameter with its dotted HF name, depth first in registration order. */
   *namedParameters(prefix = ''): Generator<[string, tf.Variable]> {
     for (const [n, p] of this.ownParams) yield [prefix + n, p];
