@@ -70,6 +70,20 @@ export class Rng {
     return out;
   }
 
+  /** The generator's internal state (four unsigned 32-bit words), to save a stream and resume it exactly. */
+  state(): number[] {
+    return Array.from(this.s);
+  }
+
+  /** A generator that continues exactly where the one whose {@link state} was saved stood. */
+  static fromState(state: readonly number[]): Rng {
+    const ok = state.length === 4 && state.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff) && state.some((w) => w !== 0);
+    if (!ok) throw new RangeError(`Rng state must be four unsigned 32-bit integers, not all zero; got ${JSON.stringify(state)}`);
+    const rng = new Rng(0);
+    rng.s = Uint32Array.from(state);
+    return rng;
+  }
+
   /** An independent child stream derived from this one. */
   split(): Rng {
     return new Rng(this.nextUint32() ^ 0x5bd1e995);
