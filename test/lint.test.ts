@@ -28,7 +28,6 @@ function walk(dir: string): string[] {
 function layerOf(rel: string): { rank: number; unit: string } {
   const parts = rel.split('/');
   const top = parts.length === 1 ? parts[0].replace(/\.ts$/, '') : parts[0];
-  if (top === 'generation' && parts[1] === 'conditional') return { rank: 4, unit: 'generation/conditional' };
   const table: Record<string, number> = {
     errors: 0, backend: 0,
     io: 1, nn: 1, tokenizers: 1,

@@ -7,6 +7,8 @@ import { ConfigError, ShapeError, UnsupportedError } from '../errors.js';
 import type { CausalLM } from '../models/types.js';
 import { eosIds, maxNewTokensFor, resolveGenerationConfig, type GenerationConfig, type GenerationOptions } from './config.js';
 import { buildProcessors } from './processors/index.js';
+import { conditionalBeamSearch } from './conditional/acbs.js';
+import type { AttributeScorer } from './conditional/classifier.js';
 import { beamSearch } from './search/beam.js';
 import { greedySearch } from './search/greedy.js';
 import { sample } from './search/sample.js';
@@ -74,6 +76,23 @@ function toPrompts(inputs: number[][] | string | string[], tokenizer: Generation
   return (inputs as number[][]).map((row) => row.slice());
 }
 
+/** The `conditional` option: attribute-conditional beam search (ACBS) with a trained attribute classifier. */
+export interface ConditionalOption {
+  classifier: AttributeScorer;
+  /** λ ≥ 0 in log p_LM + λ·log q(attribute | prefix); default 1. */
+  weight?: number;
+  done?: 'exact' | 'classifier';
+}
+
+function checkConditional(value: unknown, numBeams: number): ConditionalOption {
+  const c = value as Partial<ConditionalOption> | null;
+  if (!c || typeof c !== 'object' || !c.classifier || typeof (c.classifier as AttributeScorer).scoreNext !== 'function') {
+    throw new ConfigError('generation option conditional must be {classifier, weight?}, with a classifier from trainAttributeClassifier or loadClassifier', 'see `makemost train-attribute-classifier`');
+  }
+  if (numBeams < 1) throw new ConfigError(`conditional beam search needs num_beams >= 1, found ${numBeams}`);
+  return { classifier: c.classifier, weight: c.weight, done: c.done };
+}
+
 /**
  * Generate continuations of `inputs` (token-id rows, or text with `tokenizer`). Rows are returned
  * batch-major: prompt i's num_return_sequences results are consecutive.
@@ -82,9 +101,7 @@ export async function generate(model: CausalLM, inputs: number[][] | string | st
   const { user, extras } = splitOptions(options);
   const dims = model.dims();
   const config = resolveGenerationConfig(user, { modelConfig: model.config, generationConfigJson: extras.generation_config, dims, otherNames: EXTRA_KEYS });
-  if (config.conditional !== undefined) {
-    throw new UnsupportedError('generate: the conditional option is not dispatched by generate() yet', 'call the conditional beam search of src/generation/conditional directly');
-  }
+  const conditional = config.conditional === undefined ? undefined : checkConditional(config.conditional, config.num_beams);
   const tokenizer = extras.tokenizer;
   const prompts = toPrompts(inputs, tokenizer, dims.vocab);
   const bos = config.bos_token_id ?? tokenizer?.bosTokenId;
@@ -122,7 +139,9 @@ export async function generate(model: CausalLM, inputs: number[][] | string | st
   };
   streamer?.start?.({ stopStrings });
   let out: GenerateOutput;
-  if (config.num_beams > 1) {
+  if (conditional) {
+    out = await conditionalBeamSearch(model, prompts, { ...strategy, numBeams: config.num_beams, lengthPenalty: config.length_penalty, earlyStopping: config.early_stopping, numReturnSequences: config.num_return_sequences, ...conditional });
+  } else if (config.num_beams > 1) {
     out = await beamSearch(model, prompts, { ...strategy, numBeams: config.num_beams, lengthPenalty: config.length_penalty, earlyStopping: config.early_stopping, numReturnSequences: config.num_return_sequences });
   } else if (config.do_sample) {
     // HF's repeat_interleave: prompt i's samples are rows i·k … i·k + k − 1.

@@ -1,12 +1,11 @@
 /**
  * Decoding: generate() with HF's options, its strategies, logits processors, stopping rules and streaming.
- * (Beam search, exact mode search and conditional beam search export from their own files as well.)
  */
 export {
   GENERATION_DEFAULTS, GENERATION_KEYS, eosIds, maxNewTokensFor, resolveGenerationConfig, validate, validate as validateGenerationConfig,
   type EarlyStopping, type GenerationConfig, type GenerationOptions, type ResolveContext,
 } from './config.js';
-export { generate, type GenerateExtras, type GenerateOptions, type GenerateResult, type GenerationTokenizer } from './generate.js';
+export { generate, type ConditionalOption, type GenerateExtras, type GenerateOptions, type GenerateResult, type GenerationTokenizer } from './generate.js';
 export {
   applyProcessors, badWords, bannedNgramTokens, buildProcessors, epsilonCutoff, etaCutoff, minLength, minNewTokens,
   minP, named, noRepeatNgram, repetitionPenalty, temperature, topK, topP, typical, type ProcessorContext,
@@ -21,3 +20,7 @@ export { IncrementalDecoder, TextStreamer, generateStream, type StreamTextOption
 export { advance, disposeState, prefill, selectRows, type DecoderState, type StateOptions } from './state.js';
 export { fillMaskIds, tokenLogProbs, type MaskCandidate } from './score.js';
 export type { GenerateOutput, LogitsProcessor, StoppingCriterion, StrategyOptions } from './types.js';
+export { beamSearch, type BeamOptions, type BeamSearchOutput, type RankBonus } from './search/beam.js';
+export { emptyModeCheck, exactModeSearch, modesByLength, type ExactOptions, type ExactResult } from './search/exact.js';
+export { contaminationDemo, degeneracyStats, formatDegeneracyTable, seqRepN, type DegeneracyStats, type ScoredOutput } from './analysis.js';
+export * from './conditional/index.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { openCheckpoint, readConfig, saveSafetensors } from '../io/hf_folder.js';
 import { CheckpointError } from '../errors.js';
-import type { Module } from '../nn/module.js';
+import type { LoadReport, Module } from '../nn/module.js';
 import { renamedSource } from './common.js';
 import { architectureFor, buildModel, type Task } from './registry.js';
 import type { CausalLM, EncoderModel } from './types.js';
@@ -17,7 +17,12 @@ import type { CausalLM, EncoderModel } from './types.js';
 export interface FromPretrainedOptions {
   /** Fail on missing or unexpected tensors (default true; wrong shapes always fail). */
   strict?: boolean;
+  /** Told which tensors were not in the checkpoint (e.g. a new classification head, freshly initialised). */
+  onLoadReport?: (report: LoadReport) => void;
 }
+
+/** Head parameters a sequence classifier may lack in a base or LM checkpoint: they keep their seeded init, as in HF. */
+const NEW_HEAD = /^(classifier|score)\./;
 
 /** Load a model folder as the given task. */
 export async function fromPretrained(dir: string, task: Task, opts: FromPretrainedOptions = {}): Promise<Module> {
@@ -27,7 +32,9 @@ export async function fromPretrained(dir: string, task: Task, opts: FromPretrain
   const src = openCheckpoint(dir);
   try {
     const view = renamedSource(src, arch.keyMapper(config, task));
-    model.loadStateDict(view, { strict: opts.strict ?? true, origin: dir });
+    const allowMissing = task === 'sequence-classification' ? (k: string) => NEW_HEAD.test(k) : undefined;
+    const report = model.loadStateDict(view, { strict: opts.strict ?? true, origin: dir, allowMissing });
+    opts.onLoadReport?.(report);
   } catch (e) {
     model.dispose();
     throw e;
@@ -41,6 +48,7 @@ export async function fromPretrained(dir: string, task: Task, opts: FromPretrain
 export const AutoModel = { fromPretrained: (dir: string, opts?: FromPretrainedOptions) => fromPretrained(dir, 'base', opts) };
 export const AutoModelForCausalLM = { fromPretrained: (dir: string, opts?: FromPretrainedOptions) => fromPretrained(dir, 'causal-lm', opts) as Promise<CausalLM> };
 export const AutoModelForMaskedLM = { fromPretrained: (dir: string, opts?: FromPretrainedOptions) => fromPretrained(dir, 'masked-lm', opts) as Promise<EncoderModel> };
+export const AutoModelForSequenceClassification = { fromPretrained: (dir: string, opts?: FromPretrainedOptions) => fromPretrained(dir, 'sequence-classification', opts) };
 
 /** A model that knows its config and HF class name. */
 export interface SavableModel extends Module {
@@ -57,6 +65,10 @@ export async function savePretrained(model: SavableModel, dir: string): Promise<
     mkdirSync(dir, { recursive: true });
   } catch (e) {
     throw new CheckpointError(`cannot create the output folder ${dir}: ${(e as Error).message}`, 'choose a writable folder');
+  }
+  const adapters = [...model.namedParameters()].map(([n]) => n).filter((n) => /\.lora_[AB]\./.test(n));
+  if (adapters.length) {
+    throw new CheckpointError(`the model has LoRA adapters attached (${adapters[0]}, …), which HF's loader would ignore in model.safetensors`, 'save the adapter with saveLora(model, dir), or fold it in with mergeLora(model) first');
   }
   const tensors = new Map<string, { shape: number[]; dtype: 'float32' | 'int32'; data: Float32Array | Int32Array }>();
   for (const [name, v] of model.namedParameters()) {

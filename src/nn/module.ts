@@ -31,6 +31,8 @@ export function mapSource(map: Map<string, tf.Tensor>): TensorSource {
 export interface LoadOptions {
   /** Fail on missing or unexpected keys (default true). Wrong shapes always fail. */
   strict?: boolean;
+  /** Missing keys this accepts keep their initial values even when strict (a new head on a pretrained body). */
+  allowMissing?: (key: string) => boolean;
   /** Name of the file or folder, for error messages. */
   origin?: string;
 }
@@ -111,6 +113,7 @@ export class Module {
     const params = this.stateDict();
     const keys = new Set(source.keys());
     const missing = [...params.keys()].filter((k) => !keys.has(k));
+    const fatalMissing = opts.allowMissing ? missing.filter((k) => !opts.allowMissing!(k)) : missing;
     const unexpected = [...keys].filter((k) => !params.has(k));
     const misShaped: string[] = [];
     for (const [k, p] of params) {
@@ -118,10 +121,10 @@ export class Module {
         misShaped.push(`${k}: checkpoint [${source.shape(k).join(', ')}], model [${p.shape.join(', ')}]`);
       }
     }
-    if (misShaped.length || (strict && (missing.length || unexpected.length))) {
+    if (misShaped.length || (strict && (fatalMissing.length || unexpected.length))) {
       const where = opts.origin ? ` in ${opts.origin}` : '';
       const parts: string[] = [];
-      if (missing.length) parts.push(`missing (${missing.length}): ${missing.join(', ')}`);
+      if (fatalMissing.length) parts.push(`missing (${fatalMissing.length}): ${fatalMissing.join(', ')}`);
       if (unexpected.length) parts.push(`unexpected (${unexpected.length}): ${unexpected.join(', ')}`);
       if (misShaped.length) parts.push(`wrong shape (${misShaped.length}): ${misShaped.join('; ')}`);
       throw new CheckpointError(

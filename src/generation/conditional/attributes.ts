@@ -14,7 +14,10 @@ export type AttributeSpec =
   | { kind: 'no-repeat-ngram'; n: number }
   | { kind: 'custom'; name: string };
 
-/** A labeller: `label(tokens)` sees the generated tokens only (no prompt, final EOS removed). */
+/**
+ * A labeller: `label(tokens)` sees the generated tokens only (no prompt, final EOS removed). It must only
+ * read `tokens` (ACBS reuses the array between calls).
+ */
 export interface Attribute {
   readonly spec: AttributeSpec;
   label(tokens: number[]): boolean;
