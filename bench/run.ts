@@ -12,6 +12,7 @@ import { disposeAll } from '../src/backend/memory.js';
 import { buildModel } from '../src/models/registry.js';
 import { AutoModelForCausalLM, savePretrained, type SavableModel } from '../src/models/pretrained.js';
 import type { CausalLM } from '../src/models/types.js';
+import { generate } from '../src/generation/generate.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -90,6 +91,22 @@ async function decodeWithoutCache(n: number): Promise<number> {
 await decodeWithCache(2);
 const cached = await decodeWithCache(decodeTokens);
 const uncached = await decodeWithoutCache(Math.max(2, Math.floor(decodeTokens / 4)));
+
+/** generate() ms per new token after the prompt (prefill timed separately and subtracted). */
+async function generateMsPerToken(options: Record<string, unknown>): Promise<number> {
+  const short = [prompt[0].slice(0, 16)];
+  const t0 = performance.now();
+  await generate(model, short, { max_new_tokens: 1, min_new_tokens: 1, ...options });
+  const prefillMs = performance.now() - t0;
+  const t1 = performance.now();
+  await generate(model, short, { max_new_tokens: decodeTokens + 1, min_new_tokens: decodeTokens + 1, ...options }); // EOS masked: every run makes all its tokens
+  return (performance.now() - t1 - prefillMs) / decodeTokens;
+}
+const gen = {
+  greedy: await generateMsPerToken({}),
+  sampling_top_p_0_9: await generateMsPerToken({ do_sample: true, top_p: 0.9, seed: 1 }),
+  beam_4: await generateMsPerToken({ num_beams: 4, early_stopping: true }),
+};
 const result = {
   engine: `tfjs-${backend}`,
   model: { ...config, parameters: model.numParameters() },
@@ -97,6 +114,12 @@ const result = {
   rss_mb: { before_load: Math.round(rssBefore / 2 ** 20), after_load: Math.round(rssAfterLoad / 2 ** 20), peak: Math.round(process.resourceUsage().maxRSS / 1024) },
   prefill_128_ms: { median: prefillRuns.sort((a, b) => a - b)[1], runs: prefillRuns.map((x) => Math.round(x)) },
   greedy_ms_per_token: { with_cache: Math.round(cached * 10) / 10, without_cache: Math.round(uncached * 10) / 10, ratio_without_over_with: Math.round((uncached / cached) * 100) / 100 },
+  generate_ms_per_token: {
+    greedy: Math.round(gen.greedy * 10) / 10,
+    sampling_top_p_0_9: Math.round(gen.sampling_top_p_0_9 * 10) / 10,
+    beam_4: Math.round(gen.beam_4 * 10) / 10,
+    beam_4_step_over_greedy_step: Math.round((gen.beam_4 / gen.greedy) * 100) / 100,
+  },
   live_tensors_after: tf.memory().numTensors,
 };
 process.stdout.write(JSON.stringify(result, null, 2) + '\n');
