@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -106,4 +106,32 @@ test('errors are one clear message and exit code 1, never a stack trace', async 
   const badK = await cli('fill-mask', join(cwd, '.cache', 'tiny-bert'), '--text', '[MASK]', '--top-k', '0');
   assert.notEqual(badK.code, 0);
   assert.match(badK.stderr, /positive integer/);
+});
+
+test('train-attribute-classifier, generate --classifier (ACBS) and degeneracy run end to end', async () => {
+  const dir = join(cwd, '.cache', 'tiny-gpt2');
+  const prompts = join(cwd, 'prompts.txt');
+  writeFileSync(prompts, 'Once upon\nThe cat\n');
+  const clf = join(cwd, 'clf');
+  const t = await cli('train-attribute-classifier', dir, '--attribute', 'non-empty', '--prompts', prompts, '--samples', '8', '--max-new-tokens', '5', '--epochs', '2', '--out', clf);
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stdout, /attribute .*non-empty.* holds for [\d.]+% of 16 samples/);
+  const g = await cli('generate', dir, '--prompt', 'Once upon', '--num-beams', '2', '--max-new-tokens', '5', '--classifier', clf, '--json');
+  assert.equal(g.code, 0, g.stderr);
+  const out = JSON.parse(g.stdout);
+  assert.equal(out.newTokens.length, 1);
+  assert.ok(out.newTokens[0].length > 0 && out.newTokens[0][0] !== 256, 'ACBS with "non-empty" does not return the empty output');
+  const d = await cli('degeneracy', dir, '--prompts', prompts, '--beams', '2', '--samples', '2', '--max-new-tokens', '4', '--exact-ms', '3000', '--classifier', clf, '--json');
+  assert.equal(d.code, 0, d.stderr);
+  const rows = JSON.parse(d.stdout) as { name: string; emptyShare: number; count: number }[];
+  assert.deepEqual(rows.map((r) => r.name), ['greedy', 'beam 2', 'sampling ×2', 'exact mode', 'conditional beam 4']);
+  assert.equal(rows[0].count, 2);
+  assert.equal(rows[2].count, 4);
+  for (const r of rows) assert.ok(r.emptyShare >= 0 && r.emptyShare <= 1);
+  const table = await cli('degeneracy', dir, '--prompts', prompts, '--beams', '2', '--samples', '0', '--max-new-tokens', '3');
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /greedy/);
+  const bad = await cli('train-attribute-classifier', dir, '--attribute', 'shiny', '--prompts', prompts);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /non-empty, min-length:L/);
 });

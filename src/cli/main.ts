@@ -8,6 +8,9 @@ import { initBackend, type BackendName } from '../backend/index.js';
 import { MakemostError } from '../errors.js';
 import { GENERATION_KEYS } from '../generation/index.js';
 import { flagOf, formatMode, generationOptions, loadCausal, runGenerate, runMode } from './generate.js';
+import { addTrainingCommands } from './finetune.js';
+import { registerThesisCommands } from './thesis.js';
+import { loadClassifier as loadAttributeClassifier } from '../generation/conditional/files.js';
 import { formatInfo, modelInfo } from './info.js';
 import { fillMask, formatFillMask, formatScore, scoreText } from './score.js';
 import { ensureTinyModels } from './tiny.js';
@@ -80,7 +83,9 @@ export function program(): Command {
     .description('continue a prompt (streams when there is one sequence); every HF generation option is a flag, e.g. --do-sample --top-p 0.9 --num-beams 4')
     .argument('<dir>', 'causal LM folder (GPT-2, Llama)')
     .requiredOption('--prompt <text>', 'the text to continue ("" starts from BOS)')
-    .option('--json', 'print JSON (sequences, token ids, scores, the options used)');
+    .option('--json', 'print JSON (sequences, token ids, scores, the options used)')
+    .option('--classifier <dir>', 'conditional beam search (ACBS) with the attribute classifier in this folder (see train-attribute-classifier)')
+    .option('--classifier-weight <λ>', 'weight λ of log q(attribute | prefix) in the beam score', (v) => Number(v), 1);
   for (const key of GENERATION_KEYS) {
     if (key === 'conditional') continue;
     gen.option(`--${flagOf(key)} [value]`, `HF generation option ${key}`);
@@ -88,7 +93,14 @@ export function program(): Command {
   gen.action(async (dir: string, o: Record<string, unknown>) => {
     const loaded = await loadCausal(dir);
     try {
-      await runGenerate(loaded, String(o.prompt), generationOptions(o), { write: (s) => process.stdout.write(s), json: !!o.json, signal: interruptSignal() });
+      const options = generationOptions(o);
+      const classifier = typeof o.classifier === 'string' ? loadAttributeClassifier(o.classifier) : undefined;
+      if (classifier) options.conditional = { classifier, weight: o.classifierWeight };
+      try {
+        await runGenerate(loaded, String(o.prompt), options, { write: (s) => process.stdout.write(s), json: !!o.json, signal: interruptSignal() });
+      } finally {
+        classifier?.dispose();
+      }
     } finally {
       loaded.model.dispose();
     }
@@ -113,6 +125,9 @@ export function program(): Command {
         loaded.model.dispose();
       }
     });
+
+  addTrainingCommands(p, interruptSignal);
+  registerThesisCommands(p, interruptSignal, (s) => process.stdout.write(s));
 
   p.command('demo', { isDefault: true })
     .description('run info, score, fill-mask, generate and mode on tiny random models written to .cache/ (the default command)')
