@@ -29,3 +29,4 @@ export { validate as validateTrainingArgs, type TrainingArgs } from './training/
 export { parseFinetuneMode, prepareFinetune, type FinetuneMode } from './training/modes.js';
 export { applyLora, mergeLora, unloadLora, DEFAULT_TARGET_MODULES } from './training/lora/apply.js';
 export { saveLora, loadLora } from './training/lora/peft.js';
+export * from './methods/hso/index.js';

@@ -9,6 +9,7 @@ import { MakemostError } from '../errors.js';
 import { GENERATION_KEYS } from '../generation/index.js';
 import { flagOf, formatMode, generationOptions, loadCausal, runGenerate, runMode } from './generate.js';
 import { addTrainingCommands } from './finetune.js';
+import { registerHsoCommands } from './hso.js';
 import { registerThesisCommands } from './thesis.js';
 import { loadClassifier as loadAttributeClassifier } from '../generation/conditional/files.js';
 import { formatInfo, modelInfo } from './info.js';
@@ -128,6 +129,7 @@ export function program(): Command {
 
   addTrainingCommands(p, interruptSignal);
   registerThesisCommands(p, interruptSignal, (s) => process.stdout.write(s));
+  registerHsoCommands(p);
 
   p.command('demo', { isDefault: true })
     .description('run info, score, fill-mask, generate and mode on tiny random models written to .cache/ (the default command)')

@@ -75,7 +75,7 @@ test('option errors surface from generate, naming the option', async () => {
   await assert.rejects(generate(model, [[1, 2]], { max_new_tokens: 15 }), /max_new_tokens \(15\)[\s\S]*context of 16/);
   await assert.rejects(generate(model, [[1]], { do_sample: true, top_p: 1.5 }), /top_p/);
   await assert.rejects(generate(model, [[1]], { temprature: 0.5 } as never), (e: unknown) => e instanceof ConfigError && /did you mean temperature/.test((e as Error).message));
-  await assert.rejects(generate(model, [[1]], { conditional: { weight: 1 } }), UnsupportedError);
+  await assert.rejects(generate(model, [[1]], { conditional: { weight: 1 } }), (e: Error) => e instanceof ConfigError && /conditional must be \{classifier/.test(e.message));
   await assert.rejects(generate(model, [[1, 99]], {}), /prompt ids must be integers in \[0, 50\)/);
 });
 

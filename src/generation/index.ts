@@ -24,3 +24,4 @@ export { beamSearch, type BeamOptions, type BeamSearchOutput, type RankBonus } f
 export { emptyModeCheck, exactModeSearch, modesByLength, type ExactOptions, type ExactResult } from './search/exact.js';
 export { contaminationDemo, degeneracyStats, formatDegeneracyTable, seqRepN, type DegeneracyStats, type ScoredOutput } from './analysis.js';
 export * from './conditional/index.js';
+export { continuationLogProbs, type SharedPrefix } from './prefix_score.js';

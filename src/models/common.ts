@@ -119,6 +119,23 @@ export function hfKeyMapper(rules: KeyRules, headed: boolean): (key: string) => 
   };
 }
 
+/**
+ * Check HSO's kvDelta against the new keys it will be added to: one {key, value} per layer, each
+ * exactly [B, Hkv, T, Dh].
+ */
+export function checkKvDelta(kvDelta: LayerKV[] | undefined, layers: number, expected: number[]): void {
+  if (!kvDelta) return;
+  if (kvDelta.length !== layers) throw new ShapeError(`kvDelta has ${kvDelta.length} layers, the model has ${layers}`, 'pass one {key, value} offset per layer');
+  kvDelta.forEach((d, i) => {
+    for (const [name, t] of [['key', d.key], ['value', d.value]] as const) {
+      const shape = t.shape as number[];
+      if (shape.length !== expected.length || shape.some((n, j) => n !== expected[j])) {
+        throw new ShapeError(`kvDelta[${i}].${name} has shape [${shape.join(', ')}], expected [${expected.join(', ')}] (batch, kv heads, new tokens, head size)`, 'give one offset per new token, shaped like the keys the layer computes for them');
+      }
+    }
+  });
+}
+
 /** The decoder stack's result: final residual stream, the extended cache, and (when asked) each layer's input. */
 export interface StackOutput {
   x: tf.Tensor;
@@ -128,7 +145,7 @@ export interface StackOutput {
 
 /**
  * Run decoder layers in order, threading each layer's slice of the cache (the one place where per-layer
- * hooks such as HSO's kvDelta or recurrence's prefixKV will enter).
+ * hooks enter: `step` receives the layer index, with which models pick that layer's kvDelta).
  */
 export function runDecoderLayers<L>(x: tf.Tensor, layers: L[], step: (layer: L, x: tf.Tensor, past: LayerKV | undefined, index: number) => [tf.Tensor, LayerKV], cache: KVCache | undefined, returnHidden: boolean | undefined): StackOutput {
   const hidden: tf.Tensor[] = [];

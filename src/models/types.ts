@@ -4,7 +4,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../backend/rng.js';
-import type { KVCache } from '../nn/attention.js';
+import type { KVCache, LayerKV } from '../nn/attention.js';
 import type { Module } from '../nn/module.js';
 
 /** Token ids as a tensor (int32 [B, T]) or nested arrays. */
@@ -28,6 +28,11 @@ export interface DecoderForwardOptions extends ForwardCommon {
   cache?: KVCache;
   /** Also return every layer's residual-stream input and the final normed output. */
   returnHidden?: boolean;
+  /**
+   * Per layer, offsets [B, Hkv, T, Dh] added to the keys (after rotary) and values computed for the T new
+   * tokens, before attention and before they enter the returned cache: HSO differentiates through them.
+   */
+  kvDelta?: LayerKV[];
 }
 
 /** Decoder forward result; the caller owns every tensor in it. */

@@ -83,8 +83,15 @@ export function mergeHeads(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => x.transpose([0, 2, 1, 3]).reshape([B, T, H * Dh]));
 }
 
-/** Append new keys/values to a layer's cache along the time axis (a new value; inputs untouched). */
-export function appendKV(past: LayerKV | undefined, key: tf.Tensor, value: tf.Tensor): LayerKV {
+/**
+ * Append new keys/values [B, Hkv, T, Dh] to a layer's cache along the time axis (a new value; inputs
+ * untouched), after adding `delta` (HSO's kvDelta, same shape) to them when given.
+ */
+export function appendKV(past: LayerKV | undefined, key: tf.Tensor, value: tf.Tensor, delta?: LayerKV): LayerKV {
+  if (delta) {
+    key = tf.add(key, delta.key);
+    value = tf.add(value, delta.value);
+  }
   if (!past) return { key, value };
   return { key: tf.concat([past.key, key], 2), value: tf.concat([past.value, value], 2) };
 }

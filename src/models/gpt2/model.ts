@@ -10,7 +10,7 @@ import { ShapeError } from '../../errors.js';
 import { appendKV, attentionBias, cacheLength, mergeHeads, scaledDotProductAttention, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
 import { activation, Conv1D, dropout, Embedding, LayerNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
-import { idsTensor, runDecoderLayers } from '../common.js';
+import { checkKvDelta, idsTensor, runDecoderLayers } from '../common.js';
 import { PreTrainedModel } from '../pretrained_model.js';
 import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../types.js';
 import { gpt2Dims, type GPT2Config } from './config.js';
@@ -35,10 +35,10 @@ class GPT2Attention extends Module {
     this.scale = scale;
   }
   /** x [B, T, D] → ([B, T, D], this layer's cache with the new keys and values appended) */
-  forward(x: tf.Tensor, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx): [tf.Tensor, LayerKV] {
+  forward(x: tf.Tensor, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx, delta?: LayerKV): [tf.Tensor, LayerKV] {
     const { n_head } = this.cfg;
     const [q, k, v] = tf.split(this.c_attn.forward(x), 3, -1).map((t) => splitHeads(t, n_head, this.headDim));
-    const kv = appendKV(past, k, v);
+    const kv = appendKV(past, k, v, delta);
     const a = scaledDotProductAttention(q, kv.key, kv.value, bias, this.scale, { rate: this.cfg.attn_pdrop, ...ctx });
     const out = dropout(this.c_proj.forward(mergeHeads(a)), this.cfg.resid_pdrop, ctx);
     return [out, kv];
@@ -75,8 +75,8 @@ class GPT2Block extends Module {
     this.ln_2 = this.child('ln_2', new LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon));
     this.mlp = this.child('mlp', new GPT2MLP(cfg, init, projInit));
   }
-  forward(x: tf.Tensor, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx): [tf.Tensor, LayerKV] {
-    const [a, kv] = this.attn.forward(this.ln_1.forward(x), past, bias, ctx);
+  forward(x: tf.Tensor, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx, delta?: LayerKV): [tf.Tensor, LayerKV] {
+    const [a, kv] = this.attn.forward(this.ln_1.forward(x), past, bias, ctx, delta);
     const h = tf.add(x, a);
     return [tf.add(h, this.mlp.forward(this.ln_2.forward(h), ctx)), kv];
   }
@@ -124,10 +124,11 @@ export class GPT2Model extends PreTrainedModel {
       if (mask && (mask.shape[0] !== B || mask.shape[1] !== past + T)) {
         throw new ShapeError(`attention mask has shape [${mask.shape.join(', ')}], expected [${B}, ${past + T}] (batch, cached + new tokens)`);
       }
+      checkKvDelta(opts.kvDelta, n_layer, [B, this.config.n_head, T, this.config.n_embd / this.config.n_head]);
       const bias = attentionBias(B, T, past, mask, true);
       const ctx: Ctx = { training: opts.training, rng: opts.rng };
       const x = dropout(tf.add(this.wte.forward(ids), this.wpe.forward(pos)), this.config.embd_pdrop, ctx);
-      const { x: top, cache, hidden } = runDecoderLayers(x, this.h.items, (block, h, past) => block.forward(h, past, bias, ctx), opts.cache, opts.returnHidden);
+      const { x: top, cache, hidden } = runDecoderLayers(x, this.h.items, (block, h, past, i) => block.forward(h, past, bias, ctx, opts.kvDelta?.[i]), opts.cache, opts.returnHidden);
       const last = this.ln_f.forward(top);
       if (opts.returnHidden) hidden.push(last);
       return opts.returnHidden ? { lastHiddenState: last, cache, hidden } : { lastHiddenState: last, cache };

@@ -11,7 +11,7 @@ import { ShapeError } from '../../errors.js';
 import { appendKV, attentionBias, cacheLength, mergeHeads, scaledDotProductAttention, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
 import { activation, Embedding, Linear, RMSNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
-import { idsTensor, runDecoderLayers } from '../common.js';
+import { checkKvDelta, idsTensor, runDecoderLayers } from '../common.js';
 import { PreTrainedModel } from '../pretrained_model.js';
 import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../types.js';
 import { llamaDims, type LlamaConfig } from './config.js';
@@ -39,12 +39,13 @@ class LlamaAttention extends Module {
     this.scale = Dh ** -0.5;
   }
   /** x [B, T, D] → ([B, T, D], this layer's cache with the new rotated keys and values appended) */
-  forward(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx): [tf.Tensor, LayerKV] {
+  forward(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx, delta?: LayerKV): [tf.Tensor, LayerKV] {
     const { num_attention_heads: H, num_key_value_heads: Hkv, head_dim: Dh } = this.cfg;
     const q = applyRotary(splitHeads(this.q_proj.forward(x), H, Dh), rot);
     const k = applyRotary(splitHeads(this.k_proj.forward(x), Hkv, Dh), rot);
     const v = splitHeads(this.v_proj.forward(x), Hkv, Dh);
-    const kv = appendKV(past, k, v);
+    // kvDelta offsets the rotated keys, i.e. the keys exactly as the cache stores them.
+    const kv = appendKV(past, k, v, delta);
     // SDPA maps query head h to kv head floor(h / (H/Hkv)): HF's repeat_kv without the copy.
     const a = scaledDotProductAttention(q, kv.key, kv.value, bias, this.scale, { rate: this.cfg.attention_dropout, ...ctx });
     return [this.o_proj.forward(mergeHeads(a)), kv];
@@ -83,8 +84,8 @@ class LlamaDecoderLayer extends Module {
     this.input_layernorm = this.child('input_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
     this.post_attention_layernorm = this.child('post_attention_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
   }
-  forward(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx): [tf.Tensor, LayerKV] {
-    const [a, kv] = this.self_attn.forward(this.input_layernorm.forward(x), rot, past, bias, ctx);
+  forward(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx, delta?: LayerKV): [tf.Tensor, LayerKV] {
+    const [a, kv] = this.self_attn.forward(this.input_layernorm.forward(x), rot, past, bias, ctx, delta);
     const h = tf.add(x, a);
     return [tf.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h))), kv];
   }
@@ -143,11 +144,12 @@ export class LlamaModel extends PreTrainedModel {
       if (mask && (mask.shape[0] !== B || mask.shape[1] !== past + T)) {
         throw new ShapeError(`attention mask has shape ${dimsOf(mask)}, expected [${B}, ${past + T}] (batch, cached + new tokens)`);
       }
+      checkKvDelta(opts.kvDelta, num_hidden_layers, [B, num_key_value_heads, T, head_dim]);
       const bias = attentionBias(B, T, past, mask, true);
       const rot = rotaryTables(this.invFreq, pos);
       const ctx: Ctx = { training: opts.training, rng: opts.rng };
       const x = this.embed_tokens.forward(ids);
-      const { x: top, cache, hidden } = runDecoderLayers(x, this.layers.items, (layer, h, past) => layer.forward(h, rot, past, bias, ctx), opts.cache, opts.returnHidden);
+      const { x: top, cache, hidden } = runDecoderLayers(x, this.layers.items, (layer, h, past, i) => layer.forward(h, rot, past, bias, ctx, opts.kvDelta?.[i]), opts.cache, opts.returnHidden);
       const last = this.norm.forward(top);
       if (opts.returnHidden) hidden.push(last);
       return opts.returnHidden ? { lastHiddenState: last, cache, hidden } : { lastHiddenState: last, cache };
