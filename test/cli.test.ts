@@ -33,13 +33,25 @@ function logSoftmaxRow(row: Float32Array | number[]): number[] {
   return Array.from(row, (x) => x - lse);
 }
 
-test('the default command (demo) writes the tiny models and runs info, score and fill-mask', async () => {
-  const r = await cli();
+test('the demo writes the tiny random models and runs info, score, fill-mask, generate and mode', async () => {
+  const r = await cli('demo');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /RANDOMLY INITIALISED/);
   assert.match(r.stdout, /GPT2LMHeadModel/);
   assert.match(r.stdout, /perplexity/);
   assert.match(r.stdout, /mask 1/);
+  assert.match(r.stdout, /mode: /);
+});
+
+test('the default command continues prompts with the shipped model by greedy, beam and nucleus decoding', async () => {
+  const r = await cli();
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /default model .*makemost-gpt-tiny/);
+  for (const name of ['greedy', 'beam search, 4 beams', 'nucleus sampling, top_p 0.9']) assert.ok(r.stdout.includes(name), name);
+  const g = await cli('generate', '--max-new-tokens', '5', '--json');
+  assert.equal(g.code, 0, g.stderr);
+  const n = JSON.parse(g.stdout).newTokens[0].length;
+  assert.ok(n >= 1 && n <= 5, String(n));
 });
 
 test('info --json: parameter count by hand, shapes, tokenizer', async () => {

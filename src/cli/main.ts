@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { initBackend, type BackendName } from '../backend/index.js';
-import { MakemostError } from '../errors.js';
+import { ConfigError, MakemostError } from '../errors.js';
 import { GENERATION_KEYS } from '../generation/index.js';
 import { flagOf, formatMode, generationOptions, loadCausal, runGenerate, runMode } from './generate.js';
 import { addTrainingCommands } from './finetune.js';
@@ -14,6 +14,7 @@ import { registerThesisCommands } from './thesis.js';
 import { loadClassifier as loadAttributeClassifier } from '../generation/conditional/files.js';
 import { formatInfo, modelInfo } from './info.js';
 import { fillMask, formatFillMask, formatScore, scoreText } from './score.js';
+import { defaultModel } from './defaults.js';
 import { ensureTinyModels } from './tiny.js';
 
 function positiveInt(v: string): number {
@@ -82,8 +83,8 @@ export function program(): Command {
 
   const gen = p.command('generate')
     .description('continue a prompt (streams when there is one sequence); every HF generation option is a flag, e.g. --do-sample --top-p 0.9 --num-beams 4')
-    .argument('<dir>', 'causal LM folder (GPT-2, Llama)')
-    .requiredOption('--prompt <text>', 'the text to continue ("" starts from BOS)')
+    .argument('[dir]', 'causal LM folder (GPT-2, Llama); default: the shipped models/makemost-gpt-tiny')
+    .option('--prompt <text>', 'the text to continue ("" starts from BOS)', 'The')
     .option('--json', 'print JSON (sequences, token ids, scores, the options used)')
     .option('--classifier <dir>', 'conditional beam search (ACBS) with the attribute classifier in this folder (see train-attribute-classifier)')
     .option('--classifier-weight <λ>', 'weight λ of log q(attribute | prefix) in the beam score', (v) => Number(v), 1);
@@ -91,7 +92,9 @@ export function program(): Command {
     if (key === 'conditional') continue;
     gen.option(`--${flagOf(key)} [value]`, `HF generation option ${key}`);
   }
-  gen.action(async (dir: string, o: Record<string, unknown>) => {
+  gen.action(async (dirArg: string | undefined, o: Record<string, unknown>) => {
+    const dir = dirArg ?? defaultModel('makemost-gpt-tiny');
+    if (!dir) throw new ConfigError('no model folder given and no default model shipped in models/', 'pass a Hugging Face model folder: makemost generate <dir> --prompt "..."');
     const loaded = await loadCausal(dir);
     try {
       const options = generationOptions(o);
@@ -131,34 +134,66 @@ export function program(): Command {
   registerThesisCommands(p, interruptSignal, (s) => process.stdout.write(s));
   registerHsoCommands(p);
 
-  p.command('demo', { isDefault: true })
-    .description('run info, score, fill-mask, generate and mode on tiny random models written to .cache/ (the default command)')
+  p.command('main', { isDefault: true, hidden: true })
+    .description('the default command: the shipped model continues prompts by greedy, beam and nucleus decoding')
     .action(async () => {
-      const root = join(process.cwd(), '.cache');
-      const { gpt2, bert } = await ensureTinyModels(root);
-      const out = (s: string) => process.stdout.write(s + '\n');
-      out('makemost demo: tiny RANDOMLY INITIALISED models (no trained default model ships yet), so the');
-      out('numbers below show the machinery working, not language knowledge. Point the commands at a real');
-      out('Hugging Face folder for real results: makemost score <dir> --text "..."\n');
-      out(`$ makemost info ${gpt2}`);
-      out(formatInfo(await modelInfo(gpt2)) + '\n');
-      out(`$ makemost score ${gpt2} --text "Hello, world!"`);
-      out(formatScore(await scoreText(gpt2, 'Hello, world!', { bos: true })) + '\n');
-      out(`$ makemost fill-mask ${bert} --text "Paris is the [MASK] of France." --top-k 3`);
-      out(formatFillMask(await fillMask(bert, 'Paris is the [MASK] of France.', 3)) + '\n');
-      const loaded = await loadCausal(gpt2);
-      try {
-        for (const [name, opts] of [['greedy', {}], ['beam search, 4 beams', { num_beams: 4 }], ['nucleus sampling, top_p 0.9', { do_sample: true, top_p: 0.9, top_k: 0, seed: 1 }]] as const) {
-          out(`$ makemost generate ${gpt2} --prompt "Once upon a time" --max-new-tokens 16  # ${name}`);
-          await runGenerate(loaded, 'Once upon a time', { max_new_tokens: 16, ...opts }, { write: (s) => process.stdout.write(s), json: false });
-        }
-        out(`\n$ makemost mode ${gpt2} --prompt "Once upon a time" --max-new-tokens 4`);
-        out(formatMode(await runMode(loaded, 'Once upon a time', { maxNewTokens: 4, budgetMs: 5000 })));
-      } finally {
-        loaded.model.dispose();
-      }
+      const trained = defaultModel('makemost-gpt-tiny');
+      if (trained) return mainJob(trained);
+      return demo();
     });
+
+  p.command('demo')
+    .description('run info, score, fill-mask, generate and mode on tiny random models written to .cache/')
+    .action(demo);
   return p;
+}
+
+/** The machinery on tiny random models (no language knowledge): info, score, fill-mask, generate, mode. */
+async function demo(): Promise<void> {
+  const root = join(process.cwd(), '.cache');
+  const { gpt2, bert } = await ensureTinyModels(root);
+  const out = (s: string) => process.stdout.write(s + '\n');
+  out('makemost demo: tiny RANDOMLY INITIALISED models, so the');
+  out('numbers below show the machinery working, not language knowledge. Point the commands at a real');
+  out('Hugging Face folder for real results: makemost score <dir> --text "..."\n');
+  out(`$ makemost info ${gpt2}`);
+  out(formatInfo(await modelInfo(gpt2)) + '\n');
+  out(`$ makemost score ${gpt2} --text "Hello, world!"`);
+  out(formatScore(await scoreText(gpt2, 'Hello, world!', { bos: true })) + '\n');
+  out(`$ makemost fill-mask ${bert} --text "Paris is the [MASK] of France." --top-k 3`);
+  out(formatFillMask(await fillMask(bert, 'Paris is the [MASK] of France.', 3)) + '\n');
+  const loaded = await loadCausal(gpt2);
+  try {
+    for (const [name, opts] of [['greedy', {}], ['beam search, 4 beams', { num_beams: 4 }], ['nucleus sampling, top_p 0.9', { do_sample: true, top_p: 0.9, top_k: 0, seed: 1 }]] as const) {
+      out(`$ makemost generate ${gpt2} --prompt "Once upon a time" --max-new-tokens 16  # ${name}`);
+      await runGenerate(loaded, 'Once upon a time', { max_new_tokens: 16, ...opts }, { write: (s) => process.stdout.write(s), json: false });
+    }
+    out(`\n$ makemost mode ${gpt2} --prompt "Once upon a time" --max-new-tokens 4`);
+    out(formatMode(await runMode(loaded, 'Once upon a time', { maxNewTokens: 4, budgetMs: 5000 })));
+  } finally {
+    loaded.model.dispose();
+  }
+}
+
+/** The main job: the shipped default model continues a prompt by greedy, beam and nucleus decoding side by side. */
+async function mainJob(dir: string): Promise<void> {
+  const out = (s: string) => process.stdout.write(s + '\n');
+  const info = await modelInfo(dir);
+  out(`makemost: default model ${dir}`);
+  out(`  ${info.architecture}, ${(info.parameters / 1e6).toFixed(2)} M parameters, context ${info.context_length} tokens — trained by this project (see its README.md)\n`);
+  const loaded = await loadCausal(dir);
+  try {
+    for (const prompt of ['The Lord is', 'A man who']) {
+      for (const [name, opts] of [['greedy', {}], ['beam search, 4 beams', { num_beams: 4, no_repeat_ngram_size: 3 }], ['nucleus sampling, top_p 0.9', { do_sample: true, top_p: 0.9, top_k: 0, seed: 1 }]] as const) {
+        process.stdout.write(`${name.padEnd(28)}| `);
+        await runGenerate(loaded, prompt, { max_new_tokens: 24, ...opts }, { write: (s) => process.stdout.write(s.replace(/\t+/g, ' ').replace(/\n(?!$)/g, ' ')), json: false });
+      }
+      out('');
+    }
+    out('More: makemost generate [dir] --prompt "..." [--do-sample --top-p 0.9 | --num-beams 4], makemost mode, makemost score, makemost --help');
+  } finally {
+    loaded.model.dispose();
+  }
 }
 
 /** Run with process.argv; library errors print cleanly and set exit code 1. */

@@ -6,25 +6,12 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildModel } from '../models/registry.js';
+import { byteLevelAlphabet } from '../tokenizers/bpe_trainer.js';
 import type { PreTrainedModel } from '../models/pretrained_model.js';
 
-/** GPT-2's byte → printable-character table (each byte gets a visible stand-in, space becomes 'Ġ'). */
+/** GPT-2's byte-level vocabulary in id order: each byte's printable stand-in, sorted by code point (space is 'Ġ' = 220). */
 export function bytesToUnicode(): string[] {
-  const bs: number[] = [];
-  for (let b = 33; b <= 126; b++) bs.push(b);
-  for (let b = 161; b <= 172; b++) bs.push(b);
-  for (let b = 174; b <= 255; b++) bs.push(b);
-  const cs = bs.slice();
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!bs.includes(b)) {
-      bs.push(b);
-      cs.push(256 + n++);
-    }
-  }
-  const table: string[] = new Array(256);
-  bs.forEach((b, i) => (table[b] = String.fromCodePoint(cs[i])));
-  return bs.map((b) => table[b]);
+  return byteLevelAlphabet().sort((x, y) => x.codePointAt(0)! - y.codePointAt(0)!);
 }
 
 async function writeModel(dir: string, config: Record<string, unknown>, task: 'causal-lm' | 'masked-lm'): Promise<void> {

@@ -9,6 +9,7 @@ import { buildModel } from '../models/registry.js';
 import type { PreTrainedModel } from '../models/pretrained_model.js';
 import type { CausalLM, EncoderModel } from '../models/types.js';
 import { tokenizerFromFiles } from '../tokenizers/auto.js';
+import { byteLevelAlphabet } from '../tokenizers/bpe_trainer.js';
 import type { PreTrainedTokenizer } from '../tokenizers/tokenizer.js';
 
 export const LETTERS = 'abcdefghijklmnopqrstuvwxyz'.split('');
@@ -21,26 +22,8 @@ export const BERT_CONFIG = {
   intermediate_size: 64, max_position_embeddings: 64, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0,
 };
 
-function bytesToUnicode(): string[] {
-  const bs: number[] = [];
-  for (let b = 33; b <= 126; b++) bs.push(b);
-  for (let b = 161; b <= 172; b++) bs.push(b);
-  for (let b = 174; b <= 255; b++) bs.push(b);
-  const cs = bs.slice();
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!bs.includes(b)) {
-      bs.push(b);
-      cs.push(256 + n++);
-    }
-  }
-  const table: string[] = new Array(256);
-  bs.forEach((b, i) => (table[b] = String.fromCodePoint(cs[i])));
-  return table;
-}
-
 /** Byte b has id b; `<|endoftext|>` = 256. */
-export const GPT2_VOCAB: Record<string, number> = Object.fromEntries([...bytesToUnicode().map((c, i) => [c, i] as const), ['<|endoftext|>', 256] as const]);
+export const GPT2_VOCAB: Record<string, number> = Object.fromEntries([...byteLevelAlphabet().map((c, i) => [c, i] as const), ['<|endoftext|>', 256] as const]);
 const GPT2_TOKENIZER_CONFIG = { tokenizer_class: 'GPT2Tokenizer', model_max_length: 64, bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', unk_token: '<|endoftext|>' };
 
 export const GPT2_CONFIG = { model_type: 'gpt2', vocab_size: 257, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 4, bos_token_id: 256, eos_token_id: 256, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 };
