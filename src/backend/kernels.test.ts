@@ -61,3 +61,50 @@ test('the gradient of an embedding lookup works on wasm and equals cpu', async (
   assert.ok(maxAbsDiff(Array.from(wasm.slice(4, 8)), row1) < 1e-5);
   assert.deepEqual(Array.from(wasm.slice(12, 16)), [0, 0, 0, 0]);
 });
+
+test('Identity on wasm shares memory: a clone is the same buffer and outlives the original', async () => {
+  await initBackend({ backend: 'wasm' });
+  const x = tf.tensor([1, 2, 3, 4], [2, 2]);
+  const before = tf.memory().numTensors;
+  const y = tf.clone(x);
+  assert.equal(y.dataId, x.dataId);
+  assert.equal(tf.memory().numTensors, before + 1);
+  x.dispose();
+  assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3, 4]);
+  y.dispose();
+  assert.equal(tf.memory().numTensors, before - 1);
+});
+
+test('GatherV2, SplitV, Concat and order-preserving Transpose on wasm equal cpu (axes, dtypes, empty, bad index)', async () => {
+  const rng = new Rng(11);
+  const shapes = [[5, 7], [3, 4, 6], [2, 1, 3, 5], [0, 3]];
+  for (const shape of shapes) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const vals = Array.from({ length: n }, () => rng.normal());
+    for (const dtype of ['float32', 'int32', 'bool'] as const) {
+      const data = dtype === 'float32' ? vals : vals.map((v) => (dtype === 'bool' ? (v > 0 ? 1 : 0) : Math.round(v * 10)));
+      for (let axis = 0; axis < shape.length; axis++) {
+        const ids = Array.from({ length: 4 }, () => rng.int(Math.max(1, shape[axis])));
+        const sizes = shape[axis] >= 2 ? [1, shape[axis] - 1] : [shape[axis]];
+        const perm = shape.map((_, i) => i).reverse();
+        const run = () => tf.tidy(() => {
+          const x = tf.tensor(data, shape, dtype);
+          const out: number[][] = [];
+          if (shape[axis] > 0) out.push(Array.from(tf.gather(x, tf.tensor1d(ids, 'int32'), axis).dataSync()));
+          for (const t of tf.split(x, sizes, axis)) out.push([...t.shape, ...Array.from(t.dataSync())]);
+          out.push(Array.from(tf.transpose(x.reshape([...shape, 1]), [...shape.map((_, i) => i)].concat(shape.length)).dataSync()));
+          out.push(Array.from(tf.transpose(x, perm).dataSync()));
+          const other = tf.tensor(data.slice(0, n), shape, dtype);
+          const empty = tf.zeros(shape.map((d, i) => (i === axis ? 0 : d)), dtype);
+          out.push(Array.from(tf.concat([x, empty, other, x], axis).dataSync()));
+          return out;
+        });
+        const cpu = await onBackend('cpu', run);
+        const wasm = await onBackend('wasm', run);
+        assert.deepEqual(wasm, cpu, JSON.stringify({ shape, dtype, axis }));
+      }
+    }
+  }
+  await initBackend({ backend: 'wasm' });
+  assert.throws(() => tf.tidy(() => tf.gather(tf.ones([3, 2]), tf.tensor1d([3], 'int32'))), /index value 3/);
+});

@@ -4,6 +4,8 @@
  * config.json. Initialisation follows HF's `_init_weights` (normal(0, std), zero bias, unit norm weight).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { dropoutFused, geluTanh, layerNorm } from '../backend/fused.js';
+import { transposedMatMulIsFast } from '../backend/index.js';
 import { Rng } from '../backend/rng.js';
 import { UnsupportedError } from '../errors.js';
 import { Module } from './module.js';
@@ -23,10 +25,12 @@ export interface InitOptions {
 }
 
 /**
- * x Wᵀ for x [N, in] and W [out, in], computed as (W xᵀ)ᵀ: TF.js (wasm) takes its fast matmul path only
+ * x Wᵀ for x [N, in] and W [out, in]. With the native kernels every transpose is fast, so it is one
+ * matmul; otherwise it is computed as (W xᵀ)ᵀ, because plain TF.js wasm takes its fast matmul path only
  * when neither operand is transposed, and moving the small activation is ~20× cheaper than the slow path.
  */
 export function matMulWT(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  if (transposedMatMulIsFast()) return tf.matMul(x, w, false, true);
   return tf.tidy(() => tf.transpose(tf.matMul(w, tf.transpose(x))));
 }
 
@@ -46,8 +50,12 @@ export class Linear extends Module {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const x2 = x.reshape([-1, this.inFeatures]);
-      let y = matMulWT(x2, this.weight);
-      if (this.bias) y = tf.add(y, this.bias);
+      let y: tf.Tensor;
+      if (this.bias && transposedMatMulIsFast()) y = tf.fused.matMul({ a: x2, b: this.weight, transposeB: true, bias: this.bias });
+      else {
+        y = matMulWT(x2, this.weight);
+        if (this.bias) y = tf.add(y, this.bias);
+      }
       if (this.delta) y = tf.add(y, this.delta(x2));
       return y.reshape([...lead, this.outFeatures]);
     });
@@ -70,7 +78,8 @@ export class Conv1D extends Module {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const x2 = x.reshape([-1, this.inFeatures]);
-      let y = tf.add(tf.matMul(x2, this.weight), this.bias);
+      // With the native kernels the bias is added inside the matmul (one kernel instead of two).
+      let y = transposedMatMulIsFast() ? tf.fused.matMul({ a: x2, b: this.weight, bias: this.bias }) : tf.add(tf.matMul(x2, this.weight), this.bias);
       if (this.delta) y = tf.add(y, this.delta(x2));
       return y.reshape([...lead, this.outFeatures]);
     });
@@ -100,12 +109,7 @@ export class LayerNorm extends Module {
     this.bias = this.param('bias', tf.zeros([dim]));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const mean = tf.mean(x, -1, true);
-      const xc = tf.sub(x, mean);
-      const variance = tf.mean(tf.square(xc), -1, true);
-      return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, this.eps))), this.weight), this.bias);
-    });
+    return layerNorm(x, this.weight, this.bias, this.eps);
   }
 }
 
@@ -124,8 +128,6 @@ export class RMSNorm extends Module {
   }
 }
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-
 /** The activations HF config.json names (`hidden_act`, `activation_function`). */
 export const ACTIVATIONS: Record<string, (x: tf.Tensor) => tf.Tensor> = {
   // Exact GELU: x·Φ(x) with the error function.
@@ -140,12 +142,6 @@ export const ACTIVATIONS: Record<string, (x: tf.Tensor) => tf.Tensor> = {
   tanh: (x) => tf.tanh(x),
 };
 
-function geluTanh(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), SQRT_2_OVER_PI);
-    return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
-  });
-}
 
 /** Look up an activation by its HF name, or fail naming the supported ones. */
 export function activation(name: string, field: string): (x: tf.Tensor) => tf.Tensor {
@@ -158,5 +154,5 @@ export function activation(name: string, field: string): (x: tf.Tensor) => tf.Te
 export function dropout(x: tf.Tensor, rate: number, ctx: { training?: boolean; rng?: Rng }): tf.Tensor {
   if (!ctx.training || rate <= 0) return x;
   const seed = ctx.rng ? ctx.rng.nextUint32() : undefined;
-  return tf.dropout(x, rate, undefined, seed);
+  return dropoutFused(x, rate, seed);
 }

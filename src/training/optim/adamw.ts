@@ -11,6 +11,7 @@
  * multiplier rule supplied from outside.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { adamwUpdate } from '../../backend/fused.js';
 import { ConfigError } from '../../errors.js';
 import { LayerNorm, RMSNorm } from '../../nn/layers.js';
 import type { Module, TensorSource } from '../../nn/module.js';
@@ -185,14 +186,8 @@ export class AdamW {
       const bc1 = 1 - b1 ** slot.step;
       const bc2Sqrt = Math.sqrt(1 - b2 ** slot.step);
       const stepSize = lr / bc1;
-      const [p2, m2, v2] = tf.tidy(() => {
-        // Same operation order as torch's kernels: mul_, add_(alpha), addcmul_(value), addcdiv_(value).
-        const decayed = wd !== 0 ? tf.mul(p, 1 - lr * wd) : p;
-        const mNew = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
-        const vNew = tf.add(tf.mul(v, b2), tf.mul(tf.mul(g, 1 - b2), g));
-        const denom = tf.add(tf.div(tf.sqrt(vNew), bc2Sqrt), this.eps);
-        return [tf.add(decayed, tf.div(tf.mul(mNew, -stepSize), denom)), mNew, vNew];
-      });
+      // One fused kernel when the backend has it, else the same ops in torch's order (bit-identical).
+      const [p2, m2, v2] = adamwUpdate(p, m, v, g, { lr, weightDecay: wd, beta1: b1, beta2: b2, eps: this.eps, bc2Sqrt, stepSize });
       p.assign(p2);
       m.assign(m2);
       v.assign(v2);

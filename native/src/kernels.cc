@@ -1,0 +1,233 @@
+// Run-time choice of the kernel set, and the threaded drivers: a batched matmul is cut into
+// independent tasks (whole batch items when there are enough, else column or row blocks of each
+// item) that the pool's threads claim; every task runs the single-threaded GEMM of the chosen set.
+#include "ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "pool.h"
+
+namespace mm {
+
+const KernelSet& select_kernels(bool force_generic) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (!force_generic) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2_kernels();
+  }
+#endif
+  (void)force_generic;
+  return generic_kernels();
+}
+
+// Below this many multiply-adds a job runs on the calling thread: waking a worker costs more.
+constexpr double kParallelMin = 1 << 15;
+#ifndef MM_PREPACK_A
+#define MM_PREPACK_A 1
+#endif
+constexpr bool kPrepackA = MM_PREPACK_A;
+
+static float activate(float v, const Epilogue& ep) {
+  switch (ep.act) {
+    case ACT_RELU: return v > 0.f ? v : 0.f;
+    case ACT_RELU6: return std::min(std::max(v, 0.f), 6.f);
+    case ACT_LEAKYRELU: return v < 0.f ? ep.alpha * v : v;
+    case ACT_ELU: return v > 0.f ? v : std::expm1(v);
+    case ACT_SIGMOID: return 1.f / (1.f + std::exp(-v));
+    default: return v;
+  }
+}
+
+// Decoding's x·W (at most 4 rows, W row-major): each task streams a contiguous band of W's rows into
+// its own partial sums, which are then added in a fixed order. The bands depend on K alone, so the
+// result is the same on any number of threads; streaming whole rows reads W at full memory bandwidth,
+// where cutting its columns between threads made each read short strided runs.
+template <typename VA, typename VB>
+static void matvec_by_k(const KernelSet& ks, const MatmulJob& job, VA view_a, VB view_b) {
+  const int M = job.M, N = job.N, K = job.K;
+  const int bands = std::max(1, std::min(32, K / 64));
+  const int band = (K + bands - 1) / bands;
+  std::vector<float> part(static_cast<size_t>(job.batch) * bands * M * N);
+  Epilogue none;
+  pool().run(job.batch * bands, [&](int t) {
+    const int bi = t / bands, b = t % bands;
+    const int k0 = b * band, k1 = std::min(K, k0 + band);
+    Mat A = view_a(bi), B = view_b(bi);
+    A.p += k0 * A.cs;
+    B.p += k0 * B.rs;
+    float* out = part.data() + (static_cast<size_t>(bi) * bands + b) * M * N;
+    if (k1 > k0) ks.gemm(M, N, k1 - k0, A, B, out, N, none, nullptr);
+    else std::fill(out, out + static_cast<size_t>(M) * N, 0.f);
+  });
+  for (int bi = 0; bi < job.batch; bi++) {
+    float* C = job.c + static_cast<int64_t>(bi) * M * N;
+    const float* p0 = part.data() + static_cast<size_t>(bi) * bands * M * N;
+    for (int64_t i = 0; i < static_cast<int64_t>(M) * N; i++) {
+      float s = p0[i];
+      for (int b = 1; b < bands; b++) s += p0[static_cast<size_t>(b) * M * N + i];
+      C[i] = s;
+    }
+    if (job.ep.bias || job.ep.act != ACT_LINEAR) {
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+          float& v = C[static_cast<int64_t>(i) * N + j];
+          if (job.ep.bias) v += job.ep.bias[j];
+          v = activate(v, job.ep);
+        }
+    }
+  }
+}
+
+void matmul(const KernelSet& ks, const MatmulJob& job) {
+  const int M = job.M, N = job.N, K = job.K;
+  if (job.batch <= 0 || M <= 0 || N <= 0) return;
+  const int64_t aItem = static_cast<int64_t>(M) * K, bItem = static_cast<int64_t>(K) * N, cItem = static_cast<int64_t>(M) * N;
+  auto view_a = [&](int bi) {
+    const float* p = job.a + (job.a_index ? job.a_index[bi] * aItem : bi * job.a_batch_stride);
+    return job.trans_a ? Mat{p, 1, M} : Mat{p, K, 1};
+  };
+  auto view_b = [&](int bi) {
+    const float* p = job.b + (job.b_index ? job.b_index[bi] * bItem : bi * job.b_batch_stride);
+    return job.trans_b ? Mat{p, 1, K} : Mat{p, N, 1};
+  };
+  if (M <= 4 && !job.trans_b && K >= 512) {
+    matvec_by_k(ks, job, view_a, view_b);
+    return;
+  }
+  Pool& p = pool();
+  const int threads = p.threads();
+  const double work = static_cast<double>(job.batch) * M * N * std::max(K, 1);
+  if (threads == 1 || work < kParallelMin) {
+    for (int bi = 0; bi < job.batch; bi++) ks.gemm(M, N, K, view_a(bi), view_b(bi), job.c + bi * cItem, N, job.ep, nullptr);
+    return;
+  }
+  if (job.batch >= 2 * threads || (job.batch >= threads && job.batch % threads == 0)) {
+    p.run(job.batch, [&](int bi) { ks.gemm(M, N, K, view_a(bi), view_b(bi), job.c + bi * cItem, N, job.ep, nullptr); });
+    return;
+  }
+  // Few batch items: cut each into blocks of columns (or of rows when N is narrow), several per thread
+  // so that a worker the OS has descheduled holds the caller up by one small block only.
+  const bool by_cols = N >= 64 || N >= M;
+  const int extent = by_cols ? N : M;
+  const int align = by_cols ? 16 : 6;
+  const int minimum = by_cols ? (M <= 4 ? 256 : 64) : 48;
+  const int parts = std::max(1, std::min(4 * threads, extent / minimum));
+  int chunk = (extent + parts - 1) / parts;
+  chunk = (chunk + align - 1) / align * align;
+  const int pieces = (extent + chunk - 1) / chunk;
+  // Column blocks all read the whole of A: pack it once for every block instead of once per block.
+  std::vector<float> packed;
+  std::vector<const float*> apre(job.batch, nullptr);
+  if (kPrepackA && by_cols && pieces > 1 && ks.will_pack(M, N, K, view_a(0), view_b(0))) {
+    const size_t each = ks.packed_a_floats(M, K);
+    packed.resize(each * job.batch + 16);
+    p.run(job.batch, [&](int bi) { ks.pack_a_all(M, K, view_a(bi), packed.data() + each * bi); });
+    for (int bi = 0; bi < job.batch; bi++) apre[bi] = packed.data() + each * bi;
+  }
+  p.run(job.batch * pieces, [&](int t) {
+    const int bi = t / pieces, piece = t % pieces;
+    const int s = piece * chunk, e = std::min(extent, s + chunk);
+    if (s >= e) return;
+    Mat A = view_a(bi), B = view_b(bi);
+    float* C = job.c + bi * cItem;
+    Epilogue ep = job.ep;
+    if (by_cols) {
+      B.p += s * B.cs;
+      if (ep.bias) ep.bias += s;
+      ks.gemm(M, e - s, K, A, B, C + s, N, ep, apre[bi]);
+    } else {
+      A.p += s * A.rs;
+      ks.gemm(e - s, N, K, A, B, C + static_cast<int64_t>(s) * N, N, ep, nullptr);
+    }
+  });
+}
+
+// Splits [0, n) into up to 4 tasks per thread of at least `grain` items each; a descheduled worker then
+// delays the caller by one small task, not half the job.
+template <typename F>
+static void parallel_ranges(int64_t n, int64_t grain, F&& fn) {
+  if (n <= 0) return;
+  Pool& p = pool();
+  const int64_t most = std::max<int64_t>(1, n / std::max<int64_t>(1, grain));
+  const int tasks = static_cast<int>(std::min<int64_t>(most, p.threads() == 1 ? 1 : 4 * p.threads()));
+  if (tasks <= 1) {
+    fn(0, n);
+    return;
+  }
+  const int64_t chunk = (n + tasks - 1) / tasks;
+  p.run(tasks, [&](int t) {
+    const int64_t s = t * chunk, e = std::min(n, s + chunk);
+    if (s < e) fn(s, e);
+  });
+}
+
+void tanh(const KernelSet& ks, const float* x, float* out, int64_t n) {
+  parallel_ranges(n, 1 << 14, [&](int64_t s, int64_t e) { ks.tanh(x + s, out + s, e - s); });
+}
+
+void adamw(const KernelSet& ks, const AdamWArgs& a, int64_t n) {
+  parallel_ranges(n, 1 << 15, [&](int64_t s, int64_t e) { ks.adamw(a, s, e); });
+}
+
+void xent_fwd(const KernelSet& ks, const float* logits, const int32_t* targets, float* nll, float* lse, int64_t rows, int V) {
+  parallel_ranges(rows, std::max<int64_t>(1, (1 << 15) / std::max(V, 1)), [&](int64_t s, int64_t e) {
+    std::vector<float> scratch(V);
+    ks.xent_fwd(logits, targets, nll, lse, s, e, V, scratch.data());
+  });
+}
+
+void xent_bwd(const KernelSet& ks, const float* logits, const int32_t* targets, const float* lse, const float* dnll, float* dlogits, int64_t rows, int V) {
+  parallel_ranges(rows, std::max<int64_t>(1, (1 << 15) / std::max(V, 1)), [&](int64_t s, int64_t e) { ks.xent_bwd(logits, targets, lse, dnll, dlogits, s, e, V); });
+}
+
+void layernorm_fwd(const KernelSet& ks, const float* x, const float* w, const float* b, float* y, float* mean, float* rstd, int64_t rows, int D, float eps) {
+  parallel_ranges(rows, std::max<int64_t>(1, (1 << 14) / std::max(D, 1)), [&](int64_t s, int64_t e) { ks.ln_fwd(x, w, b, y, mean, rstd, s, e, D, eps); });
+}
+
+void layernorm_bwd(const KernelSet& ks, const float* x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx, float* dw, float* db, int64_t rows, int D) {
+  // Eight fixed row blocks, each summed on its own and then added in order: the same result on any
+  // number of threads.
+  constexpr int kBlocks = 8;
+  std::vector<float> part(static_cast<size_t>(kBlocks) * 2 * D, 0.f);
+  const int64_t chunk = (rows + kBlocks - 1) / kBlocks;
+  auto block = [&](int blk) {
+    const int64_t s = blk * chunk, e = std::min(rows, s + chunk);
+    if (s >= e) return;
+    std::vector<float> scratch(2 * static_cast<size_t>(D));
+    float* pw = part.data() + static_cast<size_t>(blk) * 2 * D;
+    ks.ln_bwd(x, w, mean, rstd, dy, dx, pw, pw + D, s, e, D, scratch.data());
+  };
+  Pool& p = pool();
+  if (p.threads() == 1 || rows * static_cast<int64_t>(D) < (1 << 15)) {
+    for (int b = 0; b < kBlocks; b++) block(b);
+  } else {
+    p.run(kBlocks, block);
+  }
+  for (int j = 0; j < D; j++) {
+    dw[j] = 0.f;
+    db[j] = 0.f;
+  }
+  for (int b = 0; b < kBlocks; b++) {
+    const float* pw = part.data() + static_cast<size_t>(b) * 2 * D;
+    for (int j = 0; j < D; j++) {
+      dw[j] += pw[j];
+      db[j] += pw[D + j];
+    }
+  }
+}
+
+void gelu_fwd(const KernelSet& ks, const float* x, float* y, int64_t n) {
+  parallel_ranges(n, 1 << 14, [&](int64_t s, int64_t e) { ks.gelu_fwd(x, y, s, e); });
+}
+
+void gelu_bwd(const KernelSet& ks, const float* x, const float* dy, float* dx, int64_t n) {
+  parallel_ranges(n, 1 << 14, [&](int64_t s, int64_t e) { ks.gelu_bwd(x, dy, dx, s, e); });
+}
+
+void dropout(const KernelSet& ks, const float* x, const float* u, float* y, float keep, int64_t n) {
+  parallel_ranges(n, 1 << 15, [&](int64_t s, int64_t e) { ks.dropout(x, u, y, keep, s, e); });
+}
+
+}  // namespace mm

@@ -1,0 +1,62 @@
+// Kernel entry points, compiled once per instruction set (kernels_avx2.cc, kernels_generic.cc) and
+// chosen at run time from what the CPU reports, so one binary runs on any x86-64 (or other) machine.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace mm {
+
+// Activations of TF.js's fused matmul (`_FusedMatMul`'s `activation` attribute), prelu excepted.
+enum Act { ACT_LINEAR = 0, ACT_RELU = 1, ACT_RELU6 = 2, ACT_LEAKYRELU = 3, ACT_ELU = 4, ACT_SIGMOID = 5 };
+
+// What is applied to each output element after the product: act(c + bias[j]).
+struct Epilogue {
+  const float* bias = nullptr;  // length N (offset to the block's first column), or null
+  int act = ACT_LINEAR;
+  float alpha = 0.f;  // leakyrelu slope
+};
+
+// A strided matrix view: element (r, c) is p[r * rs + c * cs].
+struct Mat {
+  const float* p;
+  int64_t rs, cs;
+};
+
+// One AdamW update (torch's _single_tensor_adamw order; see fused_impl.h), constants as float32.
+struct AdamWArgs {
+  const float *p, *g, *m, *v;
+  float *p_out, *m_out, *v_out;
+  bool decay;
+  float keep, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps, neg_step;
+};
+
+struct KernelSet {
+  const char* isa;
+  // C[M, N] (row stride ldc, unit column stride) = A[M, K] · B[K, N], then the epilogue. One thread.
+  // `Apre`: null, or all of A from pack_a_all (used only when will_pack says so).
+  void (*gemm)(int M, int N, int K, Mat A, Mat B, float* C, int64_t ldc, const Epilogue& ep, const float* Apre);
+  bool (*will_pack)(int M, int N, int K, Mat A, Mat B);
+  void (*pack_a_all)(int M, int K, Mat A, float* out);
+  size_t (*packed_a_floats)(int M, int K);
+  // out = tanh(x), n elements.
+  void (*tanh)(const float* x, float* out, int64_t n);
+  // The fused kernels of fused_impl.h, each over an element or row range [s, e).
+  void (*adamw)(const AdamWArgs& a, int64_t s, int64_t e);
+  void (*xent_fwd)(const float* logits, const int32_t* targets, float* nll, float* lse, int64_t s, int64_t e, int V, float* scratch);
+  void (*xent_bwd)(const float* logits, const int32_t* targets, const float* lse, const float* dnll, float* dlogits, int64_t s, int64_t e, int V);
+  void (*ln_fwd)(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd, int64_t s, int64_t e, int D, float eps);
+  void (*ln_bwd)(const float* x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx, float* dw, float* db, int64_t s, int64_t e, int D, float* scratch);
+  void (*gelu_fwd)(const float* x, float* y, int64_t s, int64_t e);
+  void (*gelu_bwd)(const float* x, const float* dy, float* dx, int64_t s, int64_t e);
+  void (*dropout)(const float* x, const float* u, float* y, float keep, int64_t s, int64_t e);
+};
+
+const KernelSet& generic_kernels();
+#if defined(__x86_64__) || defined(__i386__)
+const KernelSet& avx2_kernels();
+#endif
+
+// The best set this CPU supports (or the generic one when `force_generic`).
+const KernelSet& select_kernels(bool force_generic);
+
+}  // namespace mm

@@ -1,0 +1,35 @@
+// Multi-threaded operations over the chosen kernel set (what the N-API functions call).
+#pragma once
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace mm {
+
+// out[b] = op(A[b]) · op(B[b]) (+ bias, activation) for every batch item b, all row-major float32.
+// A item is [M, K] ([K, M] when trans_a), B item [K, N] ([N, K] when trans_b), out item [M, N].
+struct MatmulJob {
+  const float* a;
+  const float* b;
+  float* c;
+  int batch, M, N, K;
+  bool trans_a, trans_b;
+  int64_t a_batch_stride, b_batch_stride;  // in elements; 0 broadcasts one item to every b
+  const int32_t* a_index = nullptr;         // optional per-b item index (general broadcasting)
+  const int32_t* b_index = nullptr;
+  Epilogue ep;
+};
+
+void matmul(const KernelSet& ks, const MatmulJob& job);
+void tanh(const KernelSet& ks, const float* x, float* out, int64_t n);
+void adamw(const KernelSet& ks, const AdamWArgs& a, int64_t n);
+void xent_fwd(const KernelSet& ks, const float* logits, const int32_t* targets, float* nll, float* lse, int64_t rows, int V);
+void xent_bwd(const KernelSet& ks, const float* logits, const int32_t* targets, const float* lse, const float* dnll, float* dlogits, int64_t rows, int V);
+void layernorm_fwd(const KernelSet& ks, const float* x, const float* w, const float* b, float* y, float* mean, float* rstd, int64_t rows, int D, float eps);
+// dw and db are overwritten with sums over all rows (in a fixed order, whatever the thread count).
+void layernorm_bwd(const KernelSet& ks, const float* x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx, float* dw, float* db, int64_t rows, int D);
+void gelu_fwd(const KernelSet& ks, const float* x, float* y, int64_t n);
+void gelu_bwd(const KernelSet& ks, const float* x, const float* dy, float* dx, int64_t n);
+void dropout(const KernelSet& ks, const float* x, const float* u, float* y, float keep, int64_t n);
+
+}  // namespace mm

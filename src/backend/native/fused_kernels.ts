@@ -1,0 +1,116 @@
+/**
+ * The fused kernels of `../fused.ts` (LayerNorm, GELU, softmax cross-entropy, each with its gradient,
+ * and AdamW) on the native addon, for any backend that `Access` reaches. The ops in fused.ts check
+ * dtypes and ranks before calling, so these kernels see float32 (int32 targets) only.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import { FUSED } from '../fused.js';
+import type { Access } from './access.js';
+import type { NativeAddon } from './addon.js';
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap };
+type Make = (addon: NativeAddon, access: (b: tf.KernelBackend) => Access) => tf.KernelFunc;
+
+const size = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
+
+const layerNorm: Make = (addon, access) => ((args: KernelArgs) => {
+  const { x, gamma, beta } = args.inputs as Record<string, tf.TensorInfo>;
+  const { eps } = args.attrs as unknown as { eps: number };
+  const acc = access(args.backend);
+  const D = x.shape[x.shape.length - 1];
+  const rows = D === 0 ? 0 : size(x.shape) / D;
+  const y = acc.alloc(x.shape);
+  const mean = acc.alloc(x.shape.slice(0, -1));
+  const rstd = acc.alloc(x.shape.slice(0, -1));
+  if (rows > 0) addon.layerNorm(...acc.view(x), ...acc.view(gamma), ...acc.view(beta), ...acc.view(y), ...acc.view(mean), ...acc.view(rstd), rows, D, eps);
+  return [y, mean, rstd];
+}) as tf.KernelFunc;
+
+const layerNormGrad: Make = (addon, access) => ((args: KernelArgs) => {
+  const { x, gamma, mean, rstd, dy } = args.inputs as Record<string, tf.TensorInfo>;
+  const acc = access(args.backend);
+  const D = x.shape[x.shape.length - 1];
+  const rows = D === 0 ? 0 : size(x.shape) / D;
+  const dx = acc.alloc(x.shape);
+  const dgamma = acc.alloc([D]);
+  const dbeta = acc.alloc([D]);
+  if (rows > 0) addon.layerNormGrad(...acc.view(x), ...acc.view(gamma), ...acc.view(mean), ...acc.view(rstd), ...acc.view(dy), ...acc.view(dx), ...acc.view(dgamma), ...acc.view(dbeta), rows, D);
+  else if (D > 0) {
+    acc.view(dgamma)[0].fill(0, acc.view(dgamma)[1], acc.view(dgamma)[1] + D);
+    acc.view(dbeta)[0].fill(0, acc.view(dbeta)[1], acc.view(dbeta)[1] + D);
+  }
+  return [dx, dgamma, dbeta];
+}) as tf.KernelFunc;
+
+const gelu: Make = (addon, access) => ((args: KernelArgs) => {
+  const { x } = args.inputs as Record<string, tf.TensorInfo>;
+  const acc = access(args.backend);
+  const y = acc.alloc(x.shape);
+  const n = size(x.shape);
+  if (n > 0) addon.gelu(...acc.view(x), ...acc.view(y), n);
+  return y;
+}) as tf.KernelFunc;
+
+const geluGrad: Make = (addon, access) => ((args: KernelArgs) => {
+  const { x, dy } = args.inputs as Record<string, tf.TensorInfo>;
+  const acc = access(args.backend);
+  const dx = acc.alloc(x.shape);
+  const n = size(x.shape);
+  if (n > 0) addon.geluGrad(...acc.view(x), ...acc.view(dy), ...acc.view(dx), n);
+  return dx;
+}) as tf.KernelFunc;
+
+const xent: Make = (addon, access) => ((args: KernelArgs) => {
+  const { logits, targets } = args.inputs as Record<string, tf.TensorInfo>;
+  const acc = access(args.backend);
+  const [rows, V] = logits.shape;
+  const nll = acc.alloc([rows]);
+  const lse = acc.alloc([rows]);
+  if (rows > 0) addon.softmaxXent(...acc.view(logits), ...acc.viewInt(targets), ...acc.view(nll), ...acc.view(lse), rows, V);
+  return [nll, lse];
+}) as tf.KernelFunc;
+
+const xentGrad: Make = (addon, access) => ((args: KernelArgs) => {
+  const { logits, targets, lse, dnll } = args.inputs as Record<string, tf.TensorInfo>;
+  const acc = access(args.backend);
+  const [rows, V] = logits.shape;
+  const dlogits = acc.alloc(logits.shape);
+  if (rows > 0) addon.softmaxXentGrad(...acc.view(logits), ...acc.viewInt(targets), ...acc.view(lse), ...acc.view(dnll), ...acc.view(dlogits), rows, V);
+  return dlogits;
+}) as tf.KernelFunc;
+
+const adamw: Make = (addon, access) => ((args: KernelArgs) => {
+  const { p, m, v, g } = args.inputs as Record<string, tf.TensorInfo>;
+  const c = args.attrs as unknown as { lr: number; weightDecay: number; beta1: number; beta2: number; eps: number; bc2Sqrt: number; stepSize: number };
+  const acc = access(args.backend);
+  const outs = [acc.alloc(p.shape), acc.alloc(p.shape), acc.alloc(p.shape)];
+  const n = size(p.shape);
+  if (n > 0) {
+    // The constants as the composed form's scalar tensors hold them (float32 of the same JS doubles).
+    addon.adamw(...acc.view(p), ...acc.view(g), ...acc.view(m), ...acc.view(v), ...acc.view(outs[0]), ...acc.view(outs[1]), ...acc.view(outs[2]), n,
+      c.weightDecay !== 0, 1 - c.lr * c.weightDecay, c.beta1, 1 - c.beta1, c.beta2, 1 - c.beta2, c.bc2Sqrt, c.eps, -c.stepSize);
+  }
+  return outs;
+}) as tf.KernelFunc;
+
+const dropout: Make = (addon, access) => ((args: KernelArgs) => {
+  const { x, u } = args.inputs as Record<string, tf.TensorInfo>;
+  const { keep } = args.attrs as unknown as { keep: number };
+  const acc = access(args.backend);
+  const y = acc.alloc(x.shape);
+  const n = size(x.shape);
+  if (n > 0) addon.dropout(...acc.view(x), ...acc.view(u), ...acc.view(y), n, keep);
+  return y;
+}) as tf.KernelFunc;
+
+/** Kernel name → factory, for every fused kernel. */
+export const FUSED_KERNELS: Record<string, Make> = {
+  [FUSED.layerNorm]: layerNorm,
+  [FUSED.layerNormGrad]: layerNormGrad,
+  [FUSED.gelu]: gelu,
+  [FUSED.geluGrad]: geluGrad,
+  [FUSED.xent]: xent,
+  [FUSED.xentGrad]: xentGrad,
+  [FUSED.adamw]: adamw,
+  [FUSED.dropout]: dropout,
+};
