@@ -81,6 +81,14 @@ export function transposedMatMulIsFast(): boolean {
   return name === 'wasm' || name === 'cpu';
 }
 
+/**
+ * AdamW with its moments in host memory (see native/register.ts): `undefined` when the native kernels
+ * are not on a wasm or cpu backend, else the runner, which returns p' and updates m and v in place.
+ */
+export function adamwHostMoments(): typeof NativeModule.adamwHost | undefined {
+  return nativeModule?.adamwHostAvailable() ? nativeModule.adamwHost : undefined;
+}
+
 /** Whether native kernels are in use, on how many threads and with which instruction set (or why not). */
 export function nativeKernelsInfo(): NativeKernelsInfo {
   return nativeModule ? nativeModule.nativeKernelsInfo() : { enabled: false, kernels: [], reason: (globalThis as NodeGlobal).process?.versions?.node ? 'initBackend() not called yet' : 'not in Node' };

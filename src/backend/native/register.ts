@@ -106,3 +106,37 @@ export function disableNativeKernels(reason = 'switched off'): void {
 export function nativeKernelsInfo(): NativeKernelsInfo {
   return { ...info, kernels: info.kernels.slice() };
 }
+
+/** The constants of one AdamW update, as `../fused.ts` AdamWConstants. */
+interface AdamWHostConstants { lr: number; weightDecay: number; beta1: number; beta2: number; eps: number; bc2Sqrt: number; stepSize: number }
+
+/**
+ * Whether {@link adamwHost} can run now: native kernels on, a wasm or cpu backend. Moments then live in
+ * host memory (JS typed arrays), outside the wasm heap, whose 4 GB would otherwise hold parameters,
+ * gradients, both moments and the activations of a step.
+ */
+export function adamwHostAvailable(): boolean {
+  const name = tf.getBackend();
+  return info.enabled && (name === 'wasm' || name === 'cpu') && loadAddon().addon !== undefined;
+}
+
+/**
+ * One AdamW step with the moments `m`, `v` in host memory, updated in place: returns p' (a new tensor),
+ * computed by the same kernel as the fused tensor form, so both agree bit for bit.
+ */
+export function adamwHost(p: tf.Tensor, g: tf.Tensor, m: Float32Array, v: Float32Array, c: AdamWHostConstants): tf.Tensor {
+  const addon = loadAddon().addon;
+  const name = tf.getBackend();
+  const n = p.size;
+  if (!adamwHostAvailable() || !addon || p.dtype !== 'float32' || g.dtype !== 'float32' || g.size !== n || m.length !== n || v.length !== n) {
+    throw new Error(`adamwHost: needs native kernels on wasm or cpu and float32 p, g and moments of ${n} elements`);
+  }
+  const acc = accessFor(name, tf.backend())!;
+  const out = acc.alloc(p.shape);
+  if (n > 0) {
+    // Views after the allocation: growing the wasm heap replaces its buffer.
+    addon.adamw(...acc.view(p), ...acc.view(g), m, 0, v, 0, ...acc.view(out), m, 0, v, 0, n,
+      c.weightDecay !== 0, 1 - c.lr * c.weightDecay, c.beta1, 1 - c.beta1, c.beta2, 1 - c.beta2, c.bc2Sqrt, c.eps, -c.stepSize);
+  }
+  return tf.engine().makeTensorFromTensorInfo(out);
+}

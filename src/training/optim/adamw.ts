@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { adamwUpdate } from '../../backend/fused.js';
+import { adamwHostMoments } from '../../backend/index.js';
 import { ConfigError } from '../../errors.js';
 import { LayerNorm, RMSNorm } from '../../nn/layers.js';
 import type { Module, TensorSource } from '../../nn/module.js';
@@ -46,11 +47,19 @@ export interface AdamWOptions extends AdamWSettings {
   decay?: (name: string) => boolean;
 }
 
-/** Saved optimizer state: per-parameter step counts, and the moments as tensors (the live variables). */
+/** A moment's values: the live state (read it, do not keep it across steps). */
+export interface MomentView {
+  readonly shape: number[];
+  readonly dtype: 'float32';
+  data(): Promise<Float32Array>;
+  dataSync(): Float32Array;
+}
+
+/** Saved optimizer state: per-parameter step counts, and the moments. */
 export interface AdamWState {
   steps: Record<string, number>;
   /** Keys `<name>.exp_avg` and `<name>.exp_avg_sq`. */
-  tensors: Map<string, tf.Tensor>;
+  tensors: Map<string, MomentView>;
 }
 
 // HF `Trainer.get_decay_parameter_names`: name patterns searched in the lower-cased dotted name.
@@ -89,6 +98,17 @@ interface Slot {
   step: number;
   m?: tf.Variable;
   v?: tf.Variable;
+  /** The moments in host memory instead (native kernels on wasm/cpu: they stay out of the wasm heap). */
+  hm?: Float32Array;
+  hv?: Float32Array;
+}
+
+function tensorView(t: tf.Tensor): MomentView {
+  return { shape: t.shape.slice(), dtype: 'float32', data: async () => (await t.data()) as Float32Array, dataSync: () => t.dataSync() as Float32Array };
+}
+
+function hostView(a: Float32Array, shape: number[]): MomentView {
+  return { shape: shape.slice(), dtype: 'float32', data: async () => a, dataSync: () => a };
 }
 
 /** A non-trainable variable holding `init`'s values (the initial tensor is released). */
@@ -174,36 +194,59 @@ export class AdamW {
       if (!slot) throw new ConfigError(`AdamW: gradient for '${name}', which is in no parameter group`, 'create the optimizer after adding parameters (LoRA, heads)');
       if (!slot.param.trainable) continue;
       const p = slot.param;
-      if (!slot.m) {
-        slot.m = stateVariable(tf.zerosLike(p));
-        slot.v = stateVariable(tf.zerosLike(p));
+      const host = adamwHostMoments();
+      if (!slot.m && !slot.hm) {
+        if (host) {
+          slot.hm = new Float32Array(p.size);
+          slot.hv = new Float32Array(p.size);
+        } else {
+          slot.m = stateVariable(tf.zerosLike(p));
+          slot.v = stateVariable(tf.zerosLike(p));
+        }
       }
-      const m = slot.m;
-      const v = slot.v!;
       const lr = this.lrOf(name, lrFactor);
       const wd = slot.group.weightDecay;
       slot.step += 1;
       const bc1 = 1 - b1 ** slot.step;
       const bc2Sqrt = Math.sqrt(1 - b2 ** slot.step);
-      const stepSize = lr / bc1;
+      const c = { lr, weightDecay: wd, beta1: b1, beta2: b2, eps: this.eps, bc2Sqrt, stepSize: lr / bc1 };
+      if (slot.hm && host && g.dtype === 'float32' && g.size === p.size) {
+        const p2 = host(p, g, slot.hm, slot.hv!, c);
+        p.assign(p2);
+        p2.dispose();
+        continue;
+      }
+      if (slot.hm) this.toTensors(slot);
       // One fused kernel when the backend has it, else the same ops in torch's order (bit-identical).
-      const [p2, m2, v2] = adamwUpdate(p, m, v, g, { lr, weightDecay: wd, beta1: b1, beta2: b2, eps: this.eps, bc2Sqrt, stepSize });
+      const [p2, m2, v2] = adamwUpdate(p, slot.m!, slot.v!, g, c);
       p.assign(p2);
-      m.assign(m2);
-      v.assign(v2);
+      slot.m!.assign(m2);
+      slot.v!.assign(v2);
       tf.dispose([p2, m2, v2]);
     }
+  }
+
+  /** Host moments back into variables (the native kernels were switched off since they were made). */
+  private toTensors(slot: Slot): void {
+    slot.m = stateVariable(tf.tensor(slot.hm!, slot.param.shape, 'float32'));
+    slot.v = stateVariable(tf.tensor(slot.hv!, slot.param.shape, 'float32'));
+    slot.hm = slot.hv = undefined;
   }
 
   /** Step counts and moments, for checkpoints (the tensors are the live state: copy before changing). */
   state(): AdamWState {
     const steps: Record<string, number> = {};
-    const tensors = new Map<string, tf.Tensor>();
+    const tensors = new Map<string, MomentView>();
     for (const [n, s] of this.slots) {
-      if (!s.m) continue;
-      steps[n] = s.step;
-      tensors.set(`${n}.exp_avg`, s.m);
-      tensors.set(`${n}.exp_avg_sq`, s.v!);
+      if (s.hm) {
+        steps[n] = s.step;
+        tensors.set(`${n}.exp_avg`, hostView(s.hm, s.param.shape));
+        tensors.set(`${n}.exp_avg_sq`, hostView(s.hv!, s.param.shape));
+      } else if (s.m) {
+        steps[n] = s.step;
+        tensors.set(`${n}.exp_avg`, tensorView(s.m));
+        tensors.set(`${n}.exp_avg_sq`, tensorView(s.v!));
+      }
     }
     return { steps, tensors };
   }
@@ -227,8 +270,15 @@ export class AdamW {
     for (const [n, step] of Object.entries(steps)) {
       const slot = this.slots.get(n)!;
       slot.step = step;
-      slot.m = stateVariable(tf.tensor(source.read(`${n}.exp_avg`), slot.param.shape, 'float32'));
-      slot.v = stateVariable(tf.tensor(source.read(`${n}.exp_avg_sq`), slot.param.shape, 'float32'));
+      const m = Float32Array.from(source.read(`${n}.exp_avg`));
+      const v = Float32Array.from(source.read(`${n}.exp_avg_sq`));
+      if (adamwHostMoments()) {
+        slot.hm = m;
+        slot.hv = v;
+      } else {
+        slot.m = stateVariable(tf.tensor(m, slot.param.shape, 'float32'));
+        slot.v = stateVariable(tf.tensor(v, slot.param.shape, 'float32'));
+      }
     }
   }
 
@@ -236,6 +286,7 @@ export class AdamW {
     s.m?.dispose();
     s.v?.dispose();
     s.m = s.v = undefined;
+    s.hm = s.hv = undefined;
     s.step = 0;
   }
 
