@@ -80,6 +80,6 @@ export async function fillMask(dir: string, text: string, topK: number): Promise
 /** A table per mask for `fill-mask`. */
 export function formatFillMask(r: FillMaskResult): string {
   return r.masks
-    .map((m, i) => `mask ${i + 1} (token position ${m.position})\n${table(['rank', 'token', 'id', 'p', 'sequence'], m.candidates.map((c, j) => [j + 1, showToken(c.token), c.token_id, c.score, c.sequence]))}`)
+    .map((m, i) => `mask ${i + 1} (token position ${m.position})\n${table(['rank', 'token', 'id', 'p', 'sequence'], m.candidates.map((c, j) => [j + 1, showToken(c.token), c.token_id, c.score, showToken(c.sequence)]))}`)
     .join('\n\n');
 }
