@@ -39,12 +39,30 @@ export function heldoutMargin(f: Pick<CardFacts, 'heldoutModelPpl' | 'heldoutUni
   return Math.max(1, Math.floor((f.heldoutUnigramPpl / f.heldoutModelPpl / 2) * 10) / 10);
 }
 
-const n = (x: number, d = 2) => x.toFixed(d);
-const int = (x: number) => Math.round(x).toLocaleString('en-US');
+/** A number with `d` decimals, as the cards print it. */
+export const n = (x: number, d = 2): string => x.toFixed(d);
+/** A rounded count with thousands separators. */
+export const int = (x: number): string => Math.round(x).toLocaleString('en-US');
+
+/** The card's "## Data" section (corpus, licenses, splits, held-out text), shared by the default models' cards. */
+export function dataSection(f: Pick<CardFacts, 'manifest' | 'heldoutBytes'>): string {
+  const pk = f.manifest.packages.map((p) => `| \`${p.package}\` | ${p.version} | ${p.license} | ${int(p.documents)} | ${int(p.text_bytes)} |`).join('\n');
+  return `## Data
+English text extracted from Debian packages by \`scripts/data/build_corpus.ts\` (fortune files with the \`%\` separators removed; WordNet 3.0 glosses with their example sentences, as \`word, synonym: gloss\`). Duplicates are dropped; each document's split comes from the SHA-256 of its text (2 % test, 2 % validation). The corpus is not shipped; the script rebuilds it byte-identically (it checks SHA-256 itself).
+
+| package | version | license (debian/copyright) | documents | text bytes |
+|---|---|---|---|---|
+${pk}
+
+Splits: ${Object.entries(f.manifest.files).map(([k, v]) => `${k} ${int(v.documents)} documents (sha256 \`${v.sha256.slice(0, 16)}…\`)`).join('; ')}.
+
+\`heldout.txt\` (${int(f.heldoutBytes)} bytes) holds WordNet glosses from the test split, one per line. WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. Its license permits use, copying, modification and distribution for any purpose without fee, provided the copyright notice and the license's statements appear on all copies; THE DATABASE IS PROVIDED "AS IS" AND PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES, EXPRESS OR IMPLIED. The name of Princeton University may not be used in advertising or publicity pertaining to distribution. The weights were also trained on the fortune files of the \`fortunes\` packages (BSD-licensed package; the texts are quotations collected over decades, shipped by Debian in main).
+
+`;
+}
 
 /** Writes the card to `path`. */
 export function writeModelCard(path: string, f: CardFacts): void {
-  const pk = f.manifest.packages.map((p) => `| \`${p.package}\` | ${p.version} | ${p.license} | ${int(p.documents)} | ${int(p.text_bytes)} |`).join('\n');
   const margin = heldoutMargin(f);
   const text = `---
 license: other
@@ -56,18 +74,7 @@ pipeline_tag: text-generation
 
 A ${(f.params / 1e6).toFixed(2)} M-parameter GPT-2 (${f.config.n_layer} layers, ${f.config.n_embd} wide, ${f.config.n_head} heads, context ${f.config.n_positions}, vocabulary ${f.config.vocab_size}, tied input/output embeddings) trained from scratch by makemost's own Trainer, on one CPU core, in ${n(f.trainSeconds / 60, 1)} minutes. It is makemost's default model, so that \`makemost generate\` works with no download. It is a toy: it writes dictionary-gloss- and fortune-shaped English, not facts.
 
-## Data
-English text extracted from Debian packages by \`scripts/data/build_corpus.ts\` (fortune files with the \`%\` separators removed; WordNet 3.0 glosses with their example sentences, as \`word, synonym: gloss\`). Duplicates are dropped; each document's split comes from the SHA-256 of its text (2 % test, 2 % validation). The corpus is not shipped; the script rebuilds it byte-identically (it checks SHA-256 itself).
-
-| package | version | license (debian/copyright) | documents | text bytes |
-|---|---|---|---|---|
-${pk}
-
-Splits: ${Object.entries(f.manifest.files).map(([k, v]) => `${k} ${int(v.documents)} documents (sha256 \`${v.sha256.slice(0, 16)}…\`)`).join('; ')}.
-
-\`heldout.txt\` (${int(f.heldoutBytes)} bytes) holds WordNet glosses from the test split, one per line. WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. Its license permits use, copying, modification and distribution for any purpose without fee, provided the copyright notice and the license's statements appear on all copies; THE DATABASE IS PROVIDED "AS IS" AND PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES, EXPRESS OR IMPLIED. The name of Princeton University may not be used in advertising or publicity pertaining to distribution. The weights were also trained on the fortune files of the \`fortunes\` packages (BSD-licensed package; the texts are quotations collected over decades, shipped by Debian in main).
-
-## Tokenizer
+${dataSection(f)}## Tokenizer
 Byte-level BPE (GPT-2's pre-tokenizer regex and byte alphabet), ${f.config.vocab_size} entries: 256 bytes, ${f.config.vocab_size - 257} merges learnt on the training split by \`scripts/train_tokenizer.ts\` (\`src/tokenizers/bpe_trainer.ts\`; most frequent pair first, ties by string order), and \`<|endoftext|>\` (id ${f.config.vocab_size - 1}), which separates documents and serves as BOS, EOS and padding.
 
 ## Training

@@ -9,7 +9,7 @@
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { initBackend } from '../src/backend/index.js';
+import { initBackend, nativeKernelsInfo } from '../src/backend/index.js';
 import { buildModel } from '../src/models/registry.js';
 import type { CausalLM } from '../src/models/types.js';
 import type { PreTrainedModel } from '../src/models/pretrained_model.js';
@@ -51,7 +51,10 @@ async function main(): Promise<void> {
   const lr = Number(flag(argv, '--lr', '2e-3'));
   const blockSize = 128;
   const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
-  const backend = await initBackend();
+  const backendName = await initBackend();
+  const nk = nativeKernelsInfo();
+  // The card names the engine: backend, and the native kernels with their instruction set and threads when on.
+  const backend = nk.enabled ? `${backendName} + native kernels (${nk.isa}, ${nk.threads} thread${nk.threads === 1 ? '' : 's'})` : backendName;
   const t0 = performance.now();
   const tok = await AutoTokenizer.fromPretrained(tokDir);
   const eos = tok.eosTokenId!;
