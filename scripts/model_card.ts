@@ -62,6 +62,19 @@ Splits: ${Object.entries(f.manifest.files).map(([k, v]) => `${k} ${int(v.documen
 }
 
 /** Writes the card to `path`. */
+/** The card's "Reproduce" section: rebuild the corpus and tokenizer, then run `command`. */
+export function reproduceSection(command: string): string {
+  return `## Reproduce
+\`\`\`sh
+npx tsc -p tsconfig.json
+node dist/scripts/data/build_corpus.js          # .cache/corpus (apt-get download + dpkg-deb -x)
+node dist/scripts/train_tokenizer.js            # .cache/tokenizer
+${command}
+\`\`\`
+Steps are sized from a timing probe to fit the time budget, so a faster or slower machine trains for more or fewer steps.
+`;
+}
+
 export function writeModelCard(path: string, f: CardFacts): void {
   const margin = heldoutMargin(f);
   const text = `---
@@ -96,15 +109,7 @@ Causal LM on packed blocks of ${f.blockSize} tokens with \`<|endoftext|>\` after
 
 \`test/defaults.test.ts\` checks that the shipped weights' held-out perplexity is at least **${margin}×** lower than the unigram baseline's (\`unigram_counts.json\` holds the counts), and that the tokenizer round-trips \`heldout.txt\`.
 
-## Reproduce
-\`\`\`sh
-npx tsc -p tsconfig.json
-node dist/scripts/data/build_corpus.js          # .cache/corpus (apt-get download + dpkg-deb -x)
-node dist/scripts/train_tokenizer.js            # .cache/tokenizer
-${f.command}
-\`\`\`
-Steps are sized from a timing probe to fit the time budget, so a faster or slower machine trains for more or fewer steps.
-
+${reproduceSection(f.command)}
 ## Use
 \`\`\`sh
 npx makemost generate models/makemost-gpt-tiny --prompt "The"

@@ -4,7 +4,7 @@
  * perplexities against a unigram baseline, and the commands that reproduce and use it.
  */
 import { writeFileSync } from 'node:fs';
-import { dataSection, int, n, type CardFacts } from './model_card.js';
+import { dataSection, int, n, reproduceSection, type CardFacts } from './model_card.js';
 
 /** What a masked-LM training run measured, as the card reports it. */
 export interface MlmCardFacts {
@@ -83,15 +83,7 @@ The validation loss is HF's: it also scores the chosen tokens that stayed visibl
 
 \`test/defaults_mlm.test.ts\` checks that the shipped weights' held-out masked-token perplexity is at least **${margin}×** lower than the unigram baseline's (recomputed there from the logits), that the tokenizer round-trips \`heldout.txt\`, and that a PyTorch re-implementation of HF's \`RobertaForMaskedLM\` (\`test/support/reference.py\`) loads the weights strictly by name and gives the same logits.
 
-## Reproduce
-\`\`\`sh
-npx tsc -p tsconfig.json
-node dist/scripts/data/build_corpus.js          # .cache/corpus (apt-get download + dpkg-deb -x)
-node dist/scripts/train_tokenizer.js            # .cache/tokenizer
-${f.command}
-\`\`\`
-Steps are sized from a timing probe to fit the time budget, so a faster or slower machine trains for more or fewer steps.
-
+${reproduceSection(f.command)}
 ## Use
 \`\`\`sh
 npx makemost fill-mask models/makemost-bert-tiny --text ${JSON.stringify(f.fillMask.text)}
