@@ -50,6 +50,11 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
   });
 }
 
+/** Whether {@link softmaxCrossEntropy} runs as one kernel on the active backend (native kernels on). */
+export function fusedCrossEntropyAvailable(): boolean {
+  return kernelHere(FUSED.xent);
+}
+
 /**
  * Per-row negative log-likelihood −log softmax(logits[n])[targets[n]], 0 where the target is negative
  * (ignored, as torch's ignore_index).

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../backend/rng.js';
+import { fusedCrossEntropyAvailable, softmaxCrossEntropy } from '../backend/fused.js';
 import { sequenceClassificationLoss, type ProblemType, type SequenceClassifier } from '../models/classification.js';
 import type { CausalLM, EncoderModel } from '../models/types.js';
 import { ShapeError } from '../errors.js';
@@ -33,6 +34,8 @@ export function tokenNll(logits: tf.Tensor, labels: readonly number[][]): { sum:
   if (!rows.length) return { sum: tf.scalar(0), count: 0 };
   const sum = tf.tidy(() => {
     const picked = tf.gather(logits.reshape([B * T, V]), tf.tensor1d(rows, 'int32'));
+    // One kernel (and one for its gradient) with the native kernels; else logsumexp minus the gold logit.
+    if (fusedCrossEntropyAvailable()) return tf.sum(softmaxCrossEntropy(picked, tf.tensor1d(targets, 'int32'))) as tf.Scalar;
     const lse = tf.logSumExp(picked, -1);
     const flat = tf.tensor1d(targets.map((y, k) => k * V + y), 'int32');
     const gold = tf.gather(picked.reshape([-1]), flat);
