@@ -15,7 +15,7 @@ import { AutoModelForCausalLM } from '../src/models/pretrained.js';
 import type { CausalLM } from '../src/models/types.js';
 import type { Module } from '../src/nn/module.js';
 import { AdamW } from '../src/training/optim/adamw.js';
-import { causalLmLoss } from './common.js';
+import { argmaxLast, causalLmLoss } from './common.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -54,14 +54,6 @@ if (!skip.has('matmul')) {
 const model = (await AutoModelForCausalLM.fromPretrained(opt('model', ''))) as CausalLM & Module;
 const vocab = model.dims().vocab;
 const prompt = [Array.from({ length: 128 }, (_, i) => (i * 7919) % vocab)];
-
-async function argmaxLast(logits: tf.Tensor): Promise<number> {
-  const T = logits.shape[1] as number;
-  const id = tf.tidy(() => tf.argMax(logits.slice([0, T - 1, 0], [1, 1, -1]).reshape([-1])));
-  const v = (await id.data())[0];
-  id.dispose();
-  return v;
-}
 
 if (!skip.has('prefill')) {
   const runs: number[] = [];

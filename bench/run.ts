@@ -13,6 +13,7 @@ import { buildModel } from '../src/models/registry.js';
 import { AutoModelForCausalLM, savePretrained, type SavableModel } from '../src/models/pretrained.js';
 import type { CausalLM } from '../src/models/types.js';
 import { generate } from '../src/generation/generate.js';
+import { argmaxLast } from './common.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -53,14 +54,6 @@ async function prefill(): Promise<number> {
 }
 await prefill(); // warm-up: kernel compilation, allocation
 const prefillRuns = [await prefill(), await prefill(), await prefill()];
-
-async function argmaxLast(logits: tf.Tensor): Promise<number> {
-  const T = logits.shape[1] as number;
-  const id = tf.tidy(() => tf.argMax(logits.slice([0, T - 1, 0], [1, 1, -1]).reshape([-1])));
-  const v = (await id.data())[0];
-  id.dispose();
-  return v;
-}
 
 async function decodeWithCache(n: number): Promise<number> {
   let out = model.forward(prompt);

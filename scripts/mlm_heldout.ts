@@ -46,11 +46,3 @@ export function heldoutBatches(rows: readonly number[][], opts: { maskId: number
 export function scoredTargets(batches: readonly Batch[]): number[] {
   return batches.flatMap((b) => (b.tokenLabels ?? []).flat().filter((y) => y !== IGNORE_INDEX));
 }
-
-/** Add-one-smoothed unigram NLL (nats per token) of `targets` under `counts` (one count per vocabulary id). */
-export function unigramNll(counts: readonly number[], targets: readonly number[]): number {
-  const total = counts.reduce((s, c) => s + c, 0) + counts.length;
-  let sum = 0;
-  for (const t of targets) sum -= Math.log((counts[t] + 1) / total);
-  return sum / targets.length;
-}

@@ -9,7 +9,6 @@
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { initBackend, nativeKernelsInfo } from '../src/backend/index.js';
 import { buildModel } from '../src/models/registry.js';
 import type { CausalLM } from '../src/models/types.js';
 import type { PreTrainedModel } from '../src/models/pretrained_model.js';
@@ -21,23 +20,7 @@ import { causalLmLoss } from '../src/training/losses.js';
 import { optimizerFromArgs, train, type LossFn, type TrainingArgs } from '../src/training/trainer.js';
 import type { Module } from '../src/nn/module.js';
 import { heldoutMargin, writeModelCard, type CardFacts } from './model_card.js';
-
-function flag(argv: string[], name: string, fallback: string): string {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : fallback;
-}
-
-function readDocs(path: string): { text: string; source: string }[] {
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { text: string; source: string });
-}
-
-/** Add-one-smoothed unigram NLL (nats per token) of `targets` under `counts`. */
-export function unigramNll(counts: readonly number[], targets: readonly number[]): number {
-  const total = counts.reduce((s, c) => s + c, 0) + counts.length;
-  let sum = 0;
-  for (const t of targets) sum -= Math.log((counts[t] + 1) / total);
-  return sum / targets.length;
-}
+import { flag, readDocs, startEngine, unigramNll } from './script_common.js';
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -51,10 +34,7 @@ async function main(): Promise<void> {
   const lr = Number(flag(argv, '--lr', '2e-3'));
   const blockSize = 128;
   const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
-  const backendName = await initBackend();
-  const nk = nativeKernelsInfo();
-  // The card names the engine: backend, and the native kernels with their instruction set and threads when on.
-  const backend = nk.enabled ? `${backendName} + native kernels (${nk.isa}, ${nk.threads} thread${nk.threads === 1 ? '' : 's'})` : backendName;
+  const backend = await startEngine();
   const t0 = performance.now();
   const tok = await AutoTokenizer.fromPretrained(tokDir);
   const eos = tok.eosTokenId!;

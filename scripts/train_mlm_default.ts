@@ -12,7 +12,6 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, nativeKernelsInfo } from '../src/backend/index.js';
 import { fillMask, formatFillMask } from '../src/cli/score.js';
 import { ConfigError } from '../src/errors.js';
 import { buildModel } from '../src/models/registry.js';
@@ -26,19 +25,11 @@ import { batchFactory, countTokens, evalBatches, type Batch, type BatchOptions }
 import { evaluateMaskedLm } from '../src/training/eval.js';
 import { maskedLmLoss } from '../src/training/losses.js';
 import { optimizerFromArgs, train, type LossFn, type TrainingArgs } from '../src/training/trainer.js';
-import { HELDOUT_MASK_RULE, HELDOUT_MASK_SETS, heldoutBatches, scoredTargets, unigramNll } from './mlm_heldout.js';
+import { HELDOUT_MASK_RULE, HELDOUT_MASK_SETS, heldoutBatches, scoredTargets } from './mlm_heldout.js';
+import { flag, readDocs, startEngine, unigramNll } from './script_common.js';
 import { writeRobertaTokenizer } from './mlm_tokenizer.js';
 import { heldoutMargin } from './model_card.js';
 import { writeMlmModelCard, type MlmCardFacts } from './model_card_mlm.js';
-
-function flag(argv: string[], name: string, fallback: string): string {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : fallback;
-}
-
-function readDocs(path: string): { text: string; source: string }[] {
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { text: string; source: string });
-}
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -55,10 +46,7 @@ async function main(): Promise<void> {
   const blockSize = 128;
   const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
   const t0 = performance.now();
-  const backendName = await initBackend();
-  const nk = nativeKernelsInfo();
-  // The card names the engine: backend, and the native kernels with their instruction set and threads when on.
-  const backend = nk.enabled ? `${backendName} + native kernels (${nk.isa}, ${nk.threads} thread${nk.threads === 1 ? '' : 's'})` : backendName;
+  const backend = await startEngine();
   const tokDir = join(work, 'tokenizer');
   writeRobertaTokenizer(bpeDir, tokDir, { modelMaxLength: blockSize });
   const tok = await AutoTokenizer.fromPretrained(tokDir);

@@ -24,17 +24,6 @@ static float* aligned_buffer(std::unique_ptr<float, void (*)(void*)>& holder, si
   return holder.get();
 }
 
-static inline float activate(float v, const Epilogue& ep) {
-  switch (ep.act) {
-    case ACT_RELU: return v > 0.f ? v : 0.f;
-    case ACT_RELU6: return std::min(std::max(v, 0.f), 6.f);
-    case ACT_LEAKYRELU: return v < 0.f ? ep.alpha * v : v;
-    case ACT_ELU: return v > 0.f ? v : std::expm1(v);
-    case ACT_SIGMOID: return 1.f / (1.f + std::exp(-v));
-    default: return v;
-  }
-}
-
 // Applies the epilogue to an m x n block of C whose first column is column j0 of the whole output.
 static void epilogue_block(float* C, int64_t ldc, int m, int n, int j0, const Epilogue& ep) {
   if (!ep.bias && ep.act == ACT_LINEAR) return;

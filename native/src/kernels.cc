@@ -29,17 +29,6 @@ constexpr double kParallelMin = 1 << 15;
 #endif
 constexpr bool kPrepackA = MM_PREPACK_A;
 
-static float activate(float v, const Epilogue& ep) {
-  switch (ep.act) {
-    case ACT_RELU: return v > 0.f ? v : 0.f;
-    case ACT_RELU6: return std::min(std::max(v, 0.f), 6.f);
-    case ACT_LEAKYRELU: return v < 0.f ? ep.alpha * v : v;
-    case ACT_ELU: return v > 0.f ? v : std::expm1(v);
-    case ACT_SIGMOID: return 1.f / (1.f + std::exp(-v));
-    default: return v;
-  }
-}
-
 // Decoding's x·W (at most 4 rows, W row-major): each task streams a contiguous band of W's rows into
 // its own partial sums, which are then added in a fixed order. The bands depend on K alone, so the
 // result is the same on any number of threads; streaming whole rows reads W at full memory bandwidth,

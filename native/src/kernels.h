@@ -1,6 +1,8 @@
 // Kernel entry points, compiled once per instruction set (kernels_avx2.cc, kernels_generic.cc) and
 // chosen at run time from what the CPU reports, so one binary runs on any x86-64 (or other) machine.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -15,6 +17,18 @@ struct Epilogue {
   int act = ACT_LINEAR;
   float alpha = 0.f;  // leakyrelu slope
 };
+
+// act(v), scalar (epilogues). Internal linkage, so each instruction-set file keeps its own copy.
+static inline float activate(float v, const Epilogue& ep) {
+  switch (ep.act) {
+    case ACT_RELU: return v > 0.f ? v : 0.f;
+    case ACT_RELU6: return std::min(std::max(v, 0.f), 6.f);
+    case ACT_LEAKYRELU: return v < 0.f ? ep.alpha * v : v;
+    case ACT_ELU: return v > 0.f ? v : std::expm1(v);
+    case ACT_SIGMOID: return 1.f / (1.f + std::exp(-v));
+    default: return v;
+  }
+}
 
 // A strided matrix view: element (r, c) is p[r * rs + c * cs].
 struct Mat {

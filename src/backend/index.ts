@@ -76,7 +76,7 @@ async function configureNative(opts: BackendOptions): Promise<void> {
  * (native kernels handle every transpose; the plain wasm backend is ~20x slower when one is transposed).
  */
 export function transposedMatMulIsFast(): boolean {
-  if (!nativeModule || !nativeModule.nativeKernelsInfo().enabled) return false;
+  if (!nativeModule?.nativeKernelsEnabled()) return false;
   const name = tf.getBackend();
   return name === 'wasm' || name === 'cpu';
 }

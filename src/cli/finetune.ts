@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { ConfigError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import type { ModelDims } from '../models/types.js';
@@ -25,6 +25,7 @@ import { lossCurveSvg } from '../training/plot.js';
 import type { ScheduleType } from '../training/schedules.js';
 import { optimizerFromArgs, train, type LossFn, type StepInfo, type TrainingArgs } from '../training/trainer.js';
 import { formatEval, runEval, runMergeLora, type EvalFlags } from './evaluate.js';
+import { intAtLeast, number } from './args.js';
 import { batchOptionsFor, blockSizeFor, checkOutputDir, copyTokenizerFiles, datasetFor, evaluateTask, labelSpaceFor, loadClassifier, loadForTask, loadTokenizer, parseTask, readExamples, type CliTask, type DataFlags } from './finetune_common.js';
 
 /** Flags of `finetune` (commander's camelCase). */
@@ -240,19 +241,7 @@ export function formatFinetune(r: FinetuneResult): string {
   return lines.join('\n');
 }
 
-function intAtLeast(min: number): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
-    return n;
-  };
-}
 
-function number(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
-  return n;
-}
 
 function dataOptions(c: Command, defaultBatch: number): Command {
   return c

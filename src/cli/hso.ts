@@ -4,39 +4,25 @@
  * prompt-based few-shot accuracy with and without HSO, optionally calibrated. Registered by main.ts.
  */
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { ConfigError } from '../errors.js';
 import { fewShotFromText, type TextFewShotOptions } from '../methods/hso/fewshot.js';
 import { streamingPerplexity, type HsoOptions, type StreamingResult } from '../methods/hso/perplexity.js';
 import type { LabelledText } from '../methods/hso/prompt.js';
 import { fmt, table } from './format.js';
+import { nonNegativeInt, nonNegativeNumber, positiveInt } from './args.js';
 import { loadCausal } from './generate.js';
 
-const posInt = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-};
-const nonNegInt = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-};
-const nonNegNum = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number >= 0');
-  return n;
-};
 
 /** Flags shared by both commands for the slot Adam. */
 function adamFlags(c: Command, steps: number, stepsHelp: string): Command {
   return c
     .option('--hso', 'also evaluate with hidden-state optimisation')
-    .option('--lr <x>', 'HSO learning rate', nonNegNum, 1e-3)
-    .option('--steps <n>', stepsHelp, nonNegInt, steps)
-    .option('--beta1 <x>', 'Adam β1', nonNegNum, 0.9)
-    .option('--beta2 <x>', 'Adam β2', nonNegNum, 0.999)
-    .option('--eps <x>', 'Adam ε', nonNegNum, 1e-8)
+    .option('--lr <x>', 'HSO learning rate', nonNegativeNumber, 1e-3)
+    .option('--steps <n>', stepsHelp, nonNegativeInt, steps)
+    .option('--beta1 <x>', 'Adam β1', nonNegativeNumber, 0.9)
+    .option('--beta2 <x>', 'Adam β2', nonNegativeNumber, 0.999)
+    .option('--eps <x>', 'Adam ε', nonNegativeNumber, 1e-8)
     .addOption(new Option('--bias-correction <mode>', "Adam bias-correction count: each slot's own or the optimiser's").choices(['per-slot', 'global']).default('per-slot'))
     .option('--no-bos', 'do not prepend the BOS token')
     .option('--json', 'print JSON');
@@ -99,9 +85,9 @@ export function registerHsoCommands(program: Command, write: (s: string) => void
     .description('streaming perplexity of a text file; with --hso also with hidden-state optimisation, printing both, the gain and the time factor')
     .argument('<dir>', 'causal LM folder (GPT-2, Llama)')
     .requiredOption('--data <file>', 'UTF-8 text file')
-    .option('--window <k>', 'tokens per window (one forward pass, and one HSO update, each)', posInt, 64)
-    .option('--max-cache <n>', 'most cached positions; the oldest are evicted (default: context − window)', nonNegInt)
-    .option('--max-tokens <n>', 'score only the first n tokens of the file', posInt)
+    .option('--window <k>', 'tokens per window (one forward pass, and one HSO update, each)', positiveInt, 64)
+    .option('--max-cache <n>', 'most cached positions; the oldest are evicted (default: context − window)', nonNegativeInt)
+    .option('--max-tokens <n>', 'score only the first n tokens of the file', positiveInt)
     .addOption(new Option('--positions <mode>', 'position ids of new tokens: absolute stream positions, or the cache length (a sliding cache)').choices(['absolute', 'cache']))
     .option('--update-current-window', "HSO also updates each window's own new keys/values with its loss"), 1, 'HSO gradient steps per window')
     .action(async (dir: string, o: AdamFlags & { data: string; window: number; maxCache?: number; maxTokens?: number; positions?: 'absolute' | 'cache'; updateCurrentWindow?: boolean }) => {
@@ -144,12 +130,12 @@ export function registerHsoCommands(program: Command, write: (s: string) => void
     .requiredOption('--test <file>', 'test examples, same format')
     .requiredOption('--template <t>', 'e.g. "Review: {text} Sentiment: {label}"')
     .requiredOption('--labels <words>', 'verbaliser words in class order, comma-separated (e.g. positive,negative)')
-    .option('--shots <k>', 'use the first k demonstrations (default all)', posInt)
+    .option('--shots <k>', 'use the first k demonstrations (default all)', positiveInt)
     .option('--separator <s>', 'between demonstrations (escapes such as \\n allowed)', '\\n')
     .addOption(new Option('--loss <tokens>', 'HSO loss over all prompt tokens or only the label words').choices(['all', 'labels']).default('all'))
     .option('--calibrate', 'contextual calibration (Zhao et al. 2021): divide by p(label | content-free input)')
     .option('--content-free <text>', 'the content-free input for --calibrate', 'N/A')
-    .option('--batch-size <n>', 'candidates per forward pass', posInt, 16), 10, 'HSO steps on the prompt')
+    .option('--batch-size <n>', 'candidates per forward pass', positiveInt, 16), 10, 'HSO steps on the prompt')
     .action(async (dir: string, o: AdamFlags & { train: string; test: string; template: string; labels: string; shots?: number; separator: string; loss: 'all' | 'labels'; calibrate?: boolean; contentFree: string; batchSize: number }) => {
       const labels = o.labels.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
       const demos = readLabelled(o.train, labels).slice(0, o.shots);

@@ -3,7 +3,7 @@
  * print a table (or JSON with --json). Errors from the library print their message and HINT, exit 1.
  */
 import { join } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { initBackend, type BackendName } from '../backend/index.js';
 import { ConfigError, MakemostError } from '../errors.js';
 import { GENERATION_KEYS } from '../generation/index.js';
@@ -16,12 +16,8 @@ import { formatInfo, modelInfo } from './info.js';
 import { fillMask, formatFillMask, formatScore, scoreText } from './score.js';
 import { defaultModel } from './defaults.js';
 import { ensureTinyModels } from './tiny.js';
+import { nonNegativeInt, positiveInt } from './args.js';
 
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
 
 /** An AbortSignal that fires on Ctrl-C, so long calls stop within a step and free their tensors. */
 function interruptSignal(): AbortSignal {
@@ -30,11 +26,6 @@ function interruptSignal(): AbortSignal {
   return c.signal;
 }
 
-function nonNegativeInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-}
 
 function print(json: boolean, value: unknown, text: () => string): void {
   process.stdout.write((json ? JSON.stringify(value, null, 2) : text()) + '\n');

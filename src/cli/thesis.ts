@@ -11,6 +11,7 @@ import { trainAttributeClassifier } from '../generation/conditional/data.js';
 import { loadClassifier, saveClassifier } from '../generation/conditional/files.js';
 import { eosIds, resolveGenerationConfig } from '../generation/config.js';
 import { degeneracyReport } from '../generation/degeneracy.js';
+import { positiveInt } from './args.js';
 import { loadCausal, type Loaded } from './generate.js';
 
 /** `non-empty`, `min-length:L`, `length:L`, `no-repeat-ngram:n` → an attribute spec. */
@@ -50,11 +51,6 @@ function eosOf(l: Loaded): number[] {
   return eos;
 }
 
-function posInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
 
 /** Add the commands to the program. */
 export function registerThesisCommands(p: Command, signal: () => AbortSignal, write: (s: string) => void): void {
@@ -63,9 +59,9 @@ export function registerThesisCommands(p: Command, signal: () => AbortSignal, wr
     .argument('<dir>', 'causal LM folder')
     .requiredOption('--attribute <spec>', 'non-empty | min-length:L | length:L | no-repeat-ngram:n', parseAttribute)
     .requiredOption('--prompts <file>', 'one prompt per line')
-    .option('--samples <n>', 'samples per prompt', posInt, 64)
-    .option('--max-new-tokens <n>', 'sample length limit', posInt, 20)
-    .option('--epochs <n>', 'passes over the prefixes', posInt, 10)
+    .option('--samples <n>', 'samples per prompt', positiveInt, 64)
+    .option('--max-new-tokens <n>', 'sample length limit', positiveInt, 20)
+    .option('--epochs <n>', 'passes over the prefixes', positiveInt, 10)
     .option('--seed <n>', 'seed', (v) => Number(v), 0)
     .option('--out <dir>', 'where to write attribute_classifier.{json,safetensors} (default: the model folder)')
     .action(async (dir: string, o: { attribute: AttributeSpec; prompts: string; samples: number; maxNewTokens: number; epochs: number; seed: number; out?: string }) => {
@@ -94,13 +90,13 @@ export function registerThesisCommands(p: Command, signal: () => AbortSignal, wr
     .description('empty outputs, repetition, length and log-probability of greedy, beam, sampling, exact mode and conditional beam search over a prompts file')
     .argument('<dir>', 'causal LM folder')
     .requiredOption('--prompts <file>', 'one prompt per line')
-    .option('--max-new-tokens <n>', 'length limit', posInt, 20)
-    .option('--beams <list>', 'beam widths, comma-separated', (v) => v.split(',').map(posInt), [2, 4, 8])
+    .option('--max-new-tokens <n>', 'length limit', positiveInt, 20)
+    .option('--beams <list>', 'beam widths, comma-separated', (v) => v.split(',').map(positiveInt), [2, 4, 8])
     .option('--samples <n>', 'ancestral samples per prompt (0 to skip)', (v) => Number(v), 4)
-    .option('--exact-ms <n>', 'exact mode search per prompt with this time budget (ms)', posInt)
+    .option('--exact-ms <n>', 'exact mode search per prompt with this time budget (ms)', positiveInt)
     .option('--classifier <dir>', 'conditional beam search with the attribute classifier in this folder')
     .option('--weight <λ>', 'classifier weight', (v) => Number(v), 1)
-    .option('--ngram <n>', 'n of the repeated-n-gram rate', posInt, 4)
+    .option('--ngram <n>', 'n of the repeated-n-gram rate', positiveInt, 4)
     .option('--seed <n>', 'sampling seed', (v) => Number(v), 0)
     .option('--json', 'print JSON')
     .action(async (dir: string, o: { prompts: string; maxNewTokens: number; beams: number[]; samples: number; exactMs?: number; classifier?: string; weight: number; ngram: number; seed: number; json?: boolean }) => {

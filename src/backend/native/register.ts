@@ -102,6 +102,11 @@ export function disableNativeKernels(reason = 'switched off'): void {
   info = { enabled: false, kernels: [], reason };
 }
 
+/** Whether the native kernels are registered now (cheap: called on every Linear forward). */
+export function nativeKernelsEnabled(): boolean {
+  return info.enabled;
+}
+
 /** The native kernels' state. */
 export function nativeKernelsInfo(): NativeKernelsInfo {
   return { ...info, kernels: info.kernels.slice() };
