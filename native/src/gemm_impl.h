@@ -12,7 +12,7 @@
 //   dot4x3(a, lda, mb, w, ldw, nb, K, out)     out[i][j] = dot(a + i*lda, w + j*ldw, K), i < mb <= 4, j < nb <= 3
 // (The including file includes <algorithm>, <cmath>, <cstdlib>, <cstring> and <memory> first.)
 constexpr int MR = 6, NR = 16;
-constexpr int KC = 256, MC = 144, NC = 3072;
+constexpr int KC = kGemmKC, MC = 144, NC = 3072;
 
 static float* aligned_buffer(std::unique_ptr<float, void (*)(void*)>& holder, size_t& have, size_t need) {
   if (have < need) {

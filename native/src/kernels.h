@@ -30,6 +30,10 @@ static inline float activate(float v, const Epilogue& ep) {
   }
 }
 
+// Depth of the GEMM's packed blocks (gemm_impl.h's KC), which the threaded driver sizes its column
+// blocks by.
+constexpr int kGemmKC = 256;
+
 // A strided matrix view: element (r, c) is p[r * rs + c * cs].
 struct Mat {
   const float* p;
@@ -63,6 +67,9 @@ struct KernelSet {
   void (*gelu_fwd)(const float* x, float* y, int64_t s, int64_t e);
   void (*gelu_bwd)(const float* x, const float* dy, float* dx, int64_t s, int64_t e);
   void (*dropout)(const float* x, const float* u, float* y, float keep, int64_t s, int64_t e);
+  // attention_impl.h: query rows [t0, t1) of one head against L keys and values.
+  void (*attention_rows)(const float* q, int64_t q_rs, const float* K, const float* V, int L, int Dh, int t0, int t1,
+                         const float* bias, int64_t bias_rs, float scale, float* out, int64_t out_rs, float* scores);
 };
 
 const KernelSet& generic_kernels();

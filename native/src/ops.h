@@ -32,4 +32,18 @@ void gelu_fwd(const KernelSet& ks, const float* x, float* y, int64_t n);
 void gelu_bwd(const KernelSet& ks, const float* x, const float* dy, float* dx, int64_t n);
 void dropout(const KernelSet& ks, const float* x, const float* u, float* y, float keep, int64_t n);
 
+// Attention with the cache (one layer): key = past_k ++ k and value = past_v ++ v along time, then for
+// every query head h (reading key/value head h / (H / Hkv)) out[b, t, h·Dh : (h+1)·Dh] =
+// softmax(scale · q kᵀ + bias) v. q [B, H, T, Dh]; k, v [B, Hkv, T, Dh]; past_k, past_v [B, Hkv, S, Dh]
+// (null when S = 0); bias [B or 1, 1, T, S + T] (null: none; bias_batch_stride 0 broadcasts);
+// key, value [B, Hkv, S + T, Dh]; out [B, T, H·Dh].
+struct AttentionJob {
+  const float *q, *k, *v, *past_k = nullptr, *past_v = nullptr, *bias = nullptr;
+  float *key, *value, *out;
+  int B, H, Hkv, T, S, Dh;
+  int64_t bias_batch_stride = 0;
+  float scale;
+};
+void attention(const KernelSet& ks, const AttentionJob& job);
+
 }  // namespace mm

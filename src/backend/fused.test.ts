@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { adamwUpdate, dropoutFused, geluTanh, layerNorm, softmaxCrossEntropy } from './fused.js';
+import { adamwUpdate, dropoutFused, fusedLinear, geluTanh, layerNorm, softmaxCrossEntropy } from './fused.js';
 import { initBackend } from './index.js';
 import { loadAddon } from './native/addon.js';
 import { disableNativeKernels, enableNativeKernels } from './native/register.js';
@@ -57,6 +57,41 @@ for (const backend of ['wasm', 'cpu'] as const) {
       ['y', 'dx', 'dgamma', 'dbeta'].forEach((what, i) => close(native[i], plain[i], 2e-5, `${what} ${shape}`));
       tf.dispose([x, g, b, w]);
     }
+  });
+
+  test(`fusedLinear on ${backend}: one kernel equal to tf.fused.matMul, values and gradients, both layouts, with and without bias`, { skip }, async () => {
+    await initBackend({ backend });
+    for (const [lead, K, N] of [[[2, 3], 5, 7], [[1, 1], 768, 300], [[4], 33, 1], [[], 6, 4], [[0, 2], 3, 5]] as [number[], number, number][]) {
+      for (const transposeW of [false, true]) {
+        for (const withBias of [true, false]) {
+          const rows = lead.reduce((p, d) => p * d, 1);
+          const x = tf.tensor(arr(rows * K), [...lead, K]);
+          const w = tf.tensor(arr(K * N), transposeW ? [N, K] : [K, N]);
+          const b = withBias ? tf.tensor(arr(N), [N]) : undefined;
+          const r = tf.tensor(arr(rows * N), [...lead, N]);
+          // The reference: TF.js's own fused matMul over the 2-D view (what Linear ran before).
+          const ref = (xx: tf.Tensor, ww: tf.Tensor, bb?: tf.Tensor) => tf.fused.matMul({ a: xx.reshape([-1, K]), b: ww, transposeB: transposeW, bias: bb }).reshape([...lead, N]);
+          const run = (f: typeof ref) => () => tf.tidy(() => {
+            const loss = (...t: tf.Tensor[]) => tf.sum(tf.mul(f(t[0], t[1], t[2]), r));
+            return data([f(x, w, b), ...tf.grads(loss)(b ? [x, w, b] : [x, w])]);
+          });
+          await initBackend({ backend, native: true });
+          const before = tf.memory().numTensors;
+          const got = run((xx, ww, bb) => fusedLinear(xx, ww, bb, transposeW)!)();
+          const want = run(ref)();
+          assert.equal(tf.memory().numTensors, before, 'leaked tensors');
+          const what = `lead [${lead}] K ${K} N ${N} transposeW ${transposeW} bias ${withBias}`;
+          assert.equal(got.length, want.length, what);
+          got.forEach((g, i) => close(g, want[i], 1e-5, `${['y', 'dx', 'dw', 'db'][i]} ${what}`));
+          tf.dispose([x, w, r, ...(b ? [b] : [])]);
+        }
+      }
+    }
+    disableNativeKernels();
+    const x = tf.ones([2, 3]);
+    assert.equal(fusedLinear(x, tf.ones([3, 4]), undefined, false), undefined, 'without the kernel the caller composes');
+    x.dispose();
+    assert.ok(enableNativeKernels().enabled);
   });
 
   test(`geluTanh on ${backend}: native equals the composed form and the formula, values and gradient`, { skip }, async () => {

@@ -18,6 +18,9 @@ export const FUSED = {
   xentGrad: 'MakemostSoftmaxXentGrad',
   adamw: 'MakemostAdamW',
   dropout: 'MakemostDropout',
+  attention: 'MakemostAttention',
+  linear: 'MakemostLinear',
+  linearNoBias: 'MakemostLinearNoBias',
 } as const;
 
 function kernelHere(name: string): boolean {
@@ -82,6 +85,51 @@ export function dropoutFused(x: tf.Tensor, rate: number, seed?: number): tf.Tens
   return tf.tidy(() => run(FUSED.dropout, { x, u: tf.randomUniform(x.shape, 0, 1, 'float32', seed) }, { keep: 1 - rate }) as tf.Tensor);
 }
 
+/**
+ * `x W + b` over the last axis as one kernel with no reshapes around it (a decoding step makes ~50 such
+ * products; the op form adds five reshapes to each). x [..., K]; w [K, N], or [N, K] with `transposeW`
+ * (torch's Linear layout); bias [N] or none. Returns [..., N], or undefined when the kernel is absent or
+ * the inputs are outside what it takes (the caller then uses `tf.fused.matMul`).
+ */
+export function fusedLinear(x: tf.Tensor, w: tf.Tensor, bias: tf.Tensor | undefined, transposeW: boolean): tf.Tensor | undefined {
+  if (!kernelHere(FUSED.linear) || x.rank < 1 || w.rank !== 2 || x.dtype !== 'float32' || w.dtype !== 'float32') return undefined;
+  const K = x.shape[x.rank - 1];
+  const N = transposeW ? w.shape[0] : w.shape[1];
+  if ((transposeW ? w.shape[1] : w.shape[0]) !== K || (bias && (bias.dtype !== 'float32' || bias.rank !== 1 || bias.shape[0] !== N))) return undefined;
+  return (bias ? run(FUSED.linear, { x, w, bias }, { transposeW }) : run(FUSED.linearNoBias, { x, w }, { transposeW })) as tf.Tensor;
+}
+
+/** Whether {@link fusedAttention} runs as one kernel on the active backend (native kernels on). */
+export function fusedAttentionAvailable(): boolean {
+  return kernelHere(FUSED.attention);
+}
+
+/**
+ * One layer's attention with its cache as one kernel: the T new keys and values appended to the S
+ * cached ones, then softmax(scale · q kᵀ + bias) v with grouped-query heads (query head h reads
+ * key/value head h / (H / Hkv)), heads merged. Replaces ~20 TF.js ops per layer of a decoding step.
+ * @param q [B, H, T, Dh] @param k,v [B, Hkv, T, Dh] @param pastK,pastV [B, Hkv, S, Dh] or undefined
+ * @param bias [B|1, 1, T, S+T] additive, or undefined
+ * @returns [out [B, T, H·Dh], key [B, Hkv, S+T, Dh], value], or undefined when the kernel is absent or the
+ * inputs are outside what it takes (the caller then composes the same computation from TF.js ops)
+ */
+export function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, pastK: tf.Tensor | undefined, pastV: tf.Tensor | undefined, bias: tf.Tensor | undefined, scale: number): [tf.Tensor, tf.Tensor, tf.Tensor] | undefined {
+  if (!kernelHere(FUSED.attention) || q.rank !== 4 || k.rank !== 4) return undefined;
+  const [B, H, T, Dh] = q.shape;
+  const Hkv = k.shape[1] as number;
+  const S = pastK ? (pastK.shape[2] as number) : 0;
+  const kvShape = [B, Hkv, T, Dh];
+  const fits = (t: tf.Tensor | undefined, shape: number[]) => !t || (t.dtype === 'float32' && tf.util.arraysEqual(t.shape, shape));
+  const ok = [q, k, v].every((t) => t.dtype === 'float32') && Hkv > 0 && H % Hkv === 0 && fits(k, kvShape) && fits(v, kvShape) &&
+    !pastK === !pastV && fits(pastK, [B, Hkv, S, Dh]) && fits(pastV, [B, Hkv, S, Dh]) &&
+    (!bias || (bias.dtype === 'float32' && bias.rank === 4 && (bias.shape[0] === 1 || bias.shape[0] === B) && bias.shape[1] === 1 && bias.shape[2] === T && bias.shape[3] === S + T));
+  if (!ok) return undefined;
+  // Without a bias, q stands in for it (hasBias false), so that the gradient can always save one.
+  const inputs: tf.NamedTensorMap = { q, k, v, bias: bias ?? q };
+  if (pastK && pastV) Object.assign(inputs, { pastK, pastV });
+  return run(FUSED.attention, inputs, { scale, hasBias: bias !== undefined }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
 /** Constants of one AdamW update (torch's `_single_tensor_adamw`). */
 export interface AdamWConstants {
   lr: number;
@@ -114,6 +162,59 @@ export function adamwUpdate(p: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tens
     return [tf.add(decayed, tf.div(tf.mul(mNew, -c.stepSize), denom)), mNew, vNew];
   });
 }
+
+function linearGrad(dy: tf.Tensor, x: tf.Tensor, w: tf.Tensor, transposeW: boolean): Record<string, () => tf.Tensor> {
+  const K = x.shape[x.rank - 1];
+  const dy2 = () => dy.reshape([-1, dy.shape[dy.rank - 1]]);
+  return {
+    x: () => tf.tidy(() => tf.matMul(dy2(), w, false, !transposeW).reshape(x.shape)),
+    w: () => tf.tidy(() => (transposeW ? tf.matMul(dy2(), x.reshape([-1, K]), true, false) : tf.matMul(x.reshape([-1, K]), dy2(), true, false))),
+    bias: () => tf.tidy(() => tf.sum(dy2(), 0)),
+  };
+}
+for (const kernelName of [FUSED.linear, FUSED.linearNoBias]) {
+  tf.registerGradient({
+    kernelName,
+    inputsToSave: ['x', 'w'],
+    gradFunc: (dy, saved, attrs) => linearGrad(dy as tf.Tensor, saved[0], saved[1], (attrs as unknown as { transposeW: boolean }).transposeW),
+  });
+}
+
+// The attention kernel's gradient is composed from TF.js ops: it recomputes the probabilities from q
+// and the saved cache, then dV = Pᵀ dO, dS = P ⊙ (dP − Σ dP ⊙ P), dQ = s dS K, dK = s dSᵀ Q, with the
+// gradients arriving at the returned cache added to those of the keys and values.
+tf.registerGradient({
+  kernelName: FUSED.attention,
+  inputsToSave: ['q', 'bias'],
+  outputsToSave: [false, true, true],
+  gradFunc: (dy, saved, attrs) => {
+    const [q, bias, key, value] = saved;
+    const [dOut, dKey, dValue] = dy as tf.Tensor[];
+    const { scale, hasBias } = attrs as unknown as { scale: number; hasBias: boolean };
+    const [B, H, T, Dh] = q.shape;
+    const [, Hkv, L] = key.shape;
+    const S = L - T;
+    const G = H / Hkv;
+    const grads = tf.tidy(() => {
+      const qg = q.reshape([B, Hkv, G * T, Dh]);
+      let scores = tf.mul(tf.matMul(qg, key, false, true), scale);
+      if (hasBias) scores = tf.add(scores.reshape([B, Hkv, G, T, L]), bias.reshape([bias.shape[0], 1, 1, T, L])).reshape([B, Hkv, G * T, L]);
+      const p = tf.softmax(scores, -1);
+      const dO = dOut.reshape([B, T, H, Dh]).transpose([0, 2, 1, 3]).reshape([B, Hkv, G * T, Dh]);
+      const dV = tf.add(tf.matMul(p, dO, true, false), dValue);
+      const dP = tf.matMul(dO, value, false, true);
+      const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
+      const dQ = tf.mul(tf.matMul(dS, key), scale).reshape([B, H, T, Dh]);
+      const dK = tf.add(tf.mul(tf.matMul(dS, qg, true, false), scale), dKey);
+      const part = (x: tf.Tensor, from: number, len: number) => tf.slice(x, [0, 0, from, 0], [B, Hkv, len, Dh]);
+      return { dQ, dk: part(dK, S, T), dv: part(dV, S, T), dpk: part(dK, 0, S), dpv: part(dV, 0, S) };
+    });
+    return {
+      q: () => grads.dQ, k: () => grads.dk, v: () => grads.dv, pastK: () => grads.dpk, pastV: () => grads.dpv,
+      bias: () => tf.zerosLike(bias),
+    };
+  },
+});
 
 // Gradients of the fused kernels, each one more fused kernel (present whenever the forward one is).
 tf.registerGradient({

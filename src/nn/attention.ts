@@ -4,6 +4,7 @@
  * Shapes: B batch, H query heads, Hkv key/value heads, T new tokens, S past length, Dh head size.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedAttention } from '../backend/fused.js';
 import type { Rng } from '../backend/rng.js';
 import { dropout } from './layers.js';
 
@@ -94,4 +95,27 @@ export function appendKV(past: LayerKV | undefined, key: tf.Tensor, value: tf.Te
   }
   if (!past) return { key, value };
   return { key: tf.concat([past.key, key], 2), value: tf.concat([past.value, value], 2) };
+}
+
+/**
+ * A decoder layer's attention with its cache: the new keys and values (plus `delta`) appended to `past`,
+ * then attention, heads merged. One native kernel when the backend has it and no attention dropout is
+ * active; otherwise {@link appendKV}, {@link scaledDotProductAttention} and {@link mergeHeads}.
+ * @param q [B, H, T, Dh] @param k,v [B, Hkv, T, Dh] @param bias [B|1, 1, T, S+T] additive, or none
+ * @returns [[B, T, H·Dh], the layer's cache of S+T positions]
+ */
+export function attendWithCache(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, past: LayerKV | undefined, bias: tf.Tensor | undefined, scale: number, drop?: { rate: number; training?: boolean; rng?: Rng }, delta?: LayerKV): [tf.Tensor, LayerKV] {
+  if (!(drop?.training && drop.rate > 0)) {
+    const fused = tf.tidy(() => {
+      const key = delta ? tf.add(k, delta.key) : k;
+      const value = delta ? tf.add(v, delta.value) : v;
+      return fusedAttention(q, key, value, past?.key, past?.value, bias, scale) ?? [];
+    });
+    if (fused.length) return [fused[0], { key: fused[1], value: fused[2] }];
+  }
+  const [out, key, value] = tf.tidy(() => {
+    const kv = appendKV(past, k, v, delta);
+    return [mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, bias, scale, drop)), kv.key, kv.value];
+  });
+  return [out, { key, value }];
 }

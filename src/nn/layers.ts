@@ -4,7 +4,7 @@
  * config.json. Initialisation follows HF's `_init_weights` (normal(0, std), zero bias, unit norm weight).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { dropoutFused, geluTanh, layerNorm } from '../backend/fused.js';
+import { dropoutFused, fusedLinear, geluTanh, layerNorm } from '../backend/fused.js';
 import { transposedMatMulIsFast } from '../backend/index.js';
 import { Rng } from '../backend/rng.js';
 import { UnsupportedError } from '../errors.js';
@@ -47,6 +47,8 @@ export class Linear extends Module {
   }
   /** x: [..., in] → [..., out] */
   forward(x: tf.Tensor): tf.Tensor {
+    const fused = this.delta ? undefined : fusedLinear(x, this.weight, this.bias, true);
+    if (fused) return fused;
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const x2 = x.reshape([-1, this.inFeatures]);
@@ -75,6 +77,8 @@ export class Conv1D extends Module {
   }
   /** x: [..., in] → [..., out] */
   forward(x: tf.Tensor): tf.Tensor {
+    const fused = this.delta ? undefined : fusedLinear(x, this.weight, this.bias, false);
+    if (fused) return fused;
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const x2 = x.reshape([-1, this.inFeatures]);

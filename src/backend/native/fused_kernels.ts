@@ -7,6 +7,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { FUSED } from '../fused.js';
 import type { Access } from './access.js';
 import type { NativeAddon } from './addon.js';
+import { runMatMul } from './matmul.js';
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap };
 type Make = (addon: NativeAddon, access: (b: tf.KernelBackend) => Access) => tf.KernelFunc;
@@ -103,6 +104,33 @@ const dropout: Make = (addon, access) => ((args: KernelArgs) => {
   return y;
 }) as tf.KernelFunc;
 
+const attention: Make = (addon, access) => ((args: KernelArgs) => {
+  const { q, k, v, pastK, pastV, bias } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const { scale, hasBias } = args.attrs as unknown as { scale: number; hasBias: boolean };
+  const acc = access(args.backend);
+  const [B, H, T, Dh] = q!.shape;
+  const Hkv = k!.shape[1];
+  const S = pastK ? pastK.shape[2] : 0;
+  const key = acc.alloc([B, Hkv, S + T, Dh]);
+  const value = acc.alloc([B, Hkv, S + T, Dh]);
+  const out = acc.alloc([B, T, H * Dh]);
+  const none: [null, number] = [null, 0];
+  const opt = (t: tf.TensorInfo | undefined): [Float32Array | null, number] => (t && t.shape.length === 4 ? acc.view(t) : none);
+  addon.attention(...acc.view(q!), ...acc.view(k!), ...acc.view(v!), ...opt(pastK), ...opt(pastV),
+    ...(hasBias ? opt(bias) : none), ...acc.view(key), ...acc.view(value), ...acc.view(out), B, H, Hkv, T, S, Dh, hasBias && bias ? bias.shape[0] : 1, scale);
+  return [out, key, value];
+}) as tf.KernelFunc;
+
+const linear: Make = (addon, access) => ((args: KernelArgs) => {
+  const { x, w, bias } = args.inputs as Record<string, tf.TensorInfo | undefined> as { x: tf.TensorInfo; w: tf.TensorInfo; bias?: tf.TensorInfo };
+  const { transposeW } = args.attrs as unknown as { transposeW: boolean };
+  const K = x.shape[x.shape.length - 1];
+  const N = transposeW ? w.shape[0] : w.shape[1];
+  const m = K === 0 ? size(x.shape.slice(0, -1)) : size(x.shape) / K;
+  const plan = { outShape: [...x.shape.slice(0, -1), N], batch: 1, m, n: N, k: K, aStride: 0, bStride: 0, aIndex: null, bIndex: null };
+  return runMatMul(addon, access(args.backend), x, w, plan, false, transposeW, bias);
+}) as tf.KernelFunc;
+
 /** Kernel name → factory, for every fused kernel. */
 export const FUSED_KERNELS: Record<string, Make> = {
   [FUSED.layerNorm]: layerNorm,
@@ -113,4 +141,7 @@ export const FUSED_KERNELS: Record<string, Make> = {
   [FUSED.xentGrad]: xentGrad,
   [FUSED.adamw]: adamw,
   [FUSED.dropout]: dropout,
+  [FUSED.attention]: attention,
+  [FUSED.linear]: linear,
+  [FUSED.linearNoBias]: linear,
 };

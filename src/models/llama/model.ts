@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { tidy } from '../../backend/memory.js';
 import { Rng } from '../../backend/rng.js';
 import { ShapeError } from '../../errors.js';
-import { appendKV, attentionBias, cacheLength, mergeHeads, scaledDotProductAttention, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
+import { attendWithCache, attentionBias, cacheLength, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
 import { activation, Embedding, Linear, RMSNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
 import { checkKvDelta, idsTensor, runDecoderLayers } from '../common.js';
@@ -44,11 +44,10 @@ class LlamaAttention extends Module {
     const q = applyRotary(splitHeads(this.q_proj.forward(x), H, Dh), rot);
     const k = applyRotary(splitHeads(this.k_proj.forward(x), Hkv, Dh), rot);
     const v = splitHeads(this.v_proj.forward(x), Hkv, Dh);
-    // kvDelta offsets the rotated keys, i.e. the keys exactly as the cache stores them.
-    const kv = appendKV(past, k, v, delta);
-    // SDPA maps query head h to kv head floor(h / (H/Hkv)): HF's repeat_kv without the copy.
-    const a = scaledDotProductAttention(q, kv.key, kv.value, bias, this.scale, { rate: this.cfg.attention_dropout, ...ctx });
-    return [this.o_proj.forward(mergeHeads(a)), kv];
+    // kvDelta offsets the rotated keys, i.e. the keys exactly as the cache stores them. Query head h
+    // reads kv head floor(h / (H/Hkv)): HF's repeat_kv without the copy.
+    const [a, kv] = attendWithCache(q, k, v, past, bias, this.scale, { rate: this.cfg.attention_dropout, ...ctx }, delta);
+    return [this.o_proj.forward(a), kv];
   }
 }
 
