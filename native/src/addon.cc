@@ -12,10 +12,6 @@
 #include <cstring>
 #include <string>
 
-#ifdef __linux__
-#include <sys/mman.h>
-#include <cerrno>
-#endif
 
 #include "ops.h"
 #include "pool.h"
@@ -297,8 +293,8 @@ napi_value Dropout(napi_env env, napi_callback_info info) {
 }
 
 // attention(q, o, k, o, v, o, pastK|null, o, pastV|null, o, bias|null, o, key, o, value, o, out, o,
-//           B, H, Hkv, T, S, Dh, biasBatch, scale): see mm::AttentionJob; biasBatch is the bias's batch size
-//           (1 broadcasts, B) and is ignored without a bias.
+//           B, H, Hkv, T, S, Dh, biasBatch, scale, packed): see mm::AttentionJob; biasBatch is the bias's
+//           batch size (1 broadcasts, B) and is ignored without a bias; packed: q is [B, T, (H + 2 Hkv)·Dh].
 napi_value Attention(napi_env env, napi_callback_info info) {
   Args g(env, info);
   mm::AttentionJob j;
@@ -310,6 +306,7 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   j.Dh = static_cast<int>(g.i64(23));
   const int64_t bias_batch = g.i64(24);
   j.scale = static_cast<float>(g.num(25));
+  j.packed = g.flag(26);
   if (g.failed) return nullptr;
   if (j.B < 0 || j.H <= 0 || j.Hkv <= 0 || j.H % j.Hkv != 0 || j.T < 0 || j.S < 0 || j.Dh < 0) {
     g.fail("attention: bad sizes (H must be a positive multiple of Hkv, the others non-negative)");
@@ -317,9 +314,13 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   }
   const int64_t L = static_cast<int64_t>(j.S) + j.T;
   const int64_t kvNew = static_cast<int64_t>(j.B) * j.Hkv * j.T * j.Dh, kvPast = static_cast<int64_t>(j.B) * j.Hkv * j.S * j.Dh;
-  j.q = g.f32(0, static_cast<int64_t>(j.B) * j.H * j.T * j.Dh);
-  j.k = g.f32(2, kvNew);
-  j.v = g.f32(4, kvNew);
+  if (j.packed) {
+    j.q = g.f32(0, static_cast<int64_t>(j.B) * j.T * (j.H + 2 * j.Hkv) * j.Dh);
+  } else {
+    j.q = g.f32(0, static_cast<int64_t>(j.B) * j.H * j.T * j.Dh);
+    j.k = g.f32(2, kvNew);
+    j.v = g.f32(4, kvNew);
+  }
   if (j.S > 0) {
     j.past_k = g.f32(6, kvPast);
     j.past_v = g.f32(8, kvPast);
@@ -367,38 +368,6 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// adviseHugePages(array, bytes) → 0 or an errno: asks Linux for transparent huge pages over `bytes`
-// from the start of the array's buffer (for the wasm heap: its whole 4 GiB reservation, so memory the heap
-// grows into later is covered too). Decoding streams every weight once per token; with 4 KiB pages the
-// TLB misses cost ~25% of the memory bandwidth. Only the 2 MiB-aligned interior is advised.
-napi_value AdviseHugePages(napi_env env, napi_callback_info info) {
-  Args g(env, info);
-  const double bytes = g.num(1);
-  if (g.failed) return nullptr;
-  int result = -1;
-#ifdef __linux__
-  void* data = nullptr;
-  size_t length = 0;
-  napi_value buffer;
-  size_t offset = 0;
-  napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, g.argv[0], &type, &length, &data, &buffer, &offset) != napi_ok) {
-    g.fail("adviseHugePages: argument 0 must be a typed array");
-    return nullptr;
-  }
-  void* base = nullptr;
-  size_t have = 0;
-  napi_get_arraybuffer_info(env, buffer, &base, &have);
-  const uintptr_t huge = uintptr_t(2) << 20;
-  const uintptr_t lo = (reinterpret_cast<uintptr_t>(base) + huge - 1) & ~(huge - 1);
-  const uintptr_t hi = (reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(std::max<double>(bytes, static_cast<double>(have)))) & ~(huge - 1);
-  result = hi > lo && madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE) != 0 ? errno : 0;
-#endif
-  napi_value out;
-  napi_create_int32(env, result, &out);
-  return out;
-}
-
 }  // namespace
 
 NAPI_MODULE_INIT() {
@@ -416,7 +385,6 @@ NAPI_MODULE_INIT() {
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attention", nullptr, Attention, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"adviseHugePages", nullptr, AdviseHugePages, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -233,26 +233,37 @@ void attention(const KernelSet& ks, const AttentionJob& j) {
         std::memcpy(j.key + bg * item, j.past_k + bg * past, past * sizeof(float));
         std::memcpy(j.value + bg * item, j.past_v + bg * past, past * sizeof(float));
       }
-      std::memcpy(j.key + bg * item + past, j.k + bg * fresh, fresh * sizeof(float));
-      std::memcpy(j.value + bg * item + past, j.v + bg * fresh, fresh * sizeof(float));
+      if (j.packed) {
+        const int64_t b = bg / j.Hkv, g = bg % j.Hkv, W = static_cast<int64_t>(j.H + 2 * j.Hkv) * j.Dh;
+        for (int t = 0; t < j.T; t++) {
+          const float* row = j.q + (b * j.T + t) * W + static_cast<int64_t>(j.H + g) * j.Dh;
+          std::memcpy(j.key + bg * item + past + static_cast<size_t>(t) * j.Dh, row, j.Dh * sizeof(float));
+          std::memcpy(j.value + bg * item + past + static_cast<size_t>(t) * j.Dh, row + static_cast<int64_t>(j.Hkv) * j.Dh, j.Dh * sizeof(float));
+        }
+      } else {
+        std::memcpy(j.key + bg * item + past, j.k + bg * fresh, fresh * sizeof(float));
+        std::memcpy(j.value + bg * item + past, j.v + bg * fresh, fresh * sizeof(float));
+      }
     }
   });
-  // Tasks: (batch item, head, block of query rows); a block holds ~16 K multiply-adds or more.
+  // Tasks: (batch item, head, block of query rows); a block holds ~16 K multiply-adds or more, and at
+  // most 64 rows (blocks of 8 or more rows run as GEMMs).
   const int64_t per_row = std::max<int64_t>(1, static_cast<int64_t>(L) * j.Dh * 2);
-  const int rows = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(j.T, (1 << 14) / per_row)));
+  const int rows = j.T >= 8 ? std::min(j.T, 64) : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(j.T, (1 << 14) / per_row)));
   const int blocks = (j.T + rows - 1) / rows;
   const int64_t tasks = static_cast<int64_t>(j.B) * j.H * blocks;
   auto task = [&](int64_t t) {
     const int blk = static_cast<int>(t % blocks);
     const int64_t bh = t / blocks;
     const int b = static_cast<int>(bh / j.H), h = static_cast<int>(bh % j.H), g = h / G;
-    std::vector<float> scores(std::max(L, 1));
+    std::vector<float> scores(static_cast<size_t>(std::max(L, 1)) * rows);
     const int64_t kv = (static_cast<int64_t>(b) * j.Hkv + g) * item;
-    const float* q = j.q + (static_cast<int64_t>(b) * j.H + h) * j.T * j.Dh;
+    const int64_t W = static_cast<int64_t>(j.H + 2 * j.Hkv) * j.Dh;
+    const float* q = j.packed ? j.q + static_cast<int64_t>(b) * j.T * W + static_cast<int64_t>(h) * j.Dh : j.q + (static_cast<int64_t>(b) * j.H + h) * j.T * j.Dh;
     const float* bias = j.bias ? j.bias + b * j.bias_batch_stride : nullptr;
     float* out = j.out + static_cast<int64_t>(b) * j.T * j.H * j.Dh + static_cast<int64_t>(h) * j.Dh;
     const int t0 = blk * rows, t1 = std::min(j.T, t0 + rows);
-    ks.attention_rows(q, j.Dh, j.key + kv, j.value + kv, L, j.Dh, t0, t1, bias, L, j.scale, out, static_cast<int64_t>(j.H) * j.Dh, scores.data());
+    ks.attention_rows(q, j.packed ? W : j.Dh, j.key + kv, j.value + kv, L, j.Dh, t0, t1, bias, L, j.scale, out, static_cast<int64_t>(j.H) * j.Dh, scores.data());
   };
   Pool& p = pool();
   if (p.threads() == 1 || tasks == 1 || tasks * rows * per_row < kParallelMin) {

@@ -36,8 +36,10 @@ void dropout(const KernelSet& ks, const float* x, const float* u, float* y, floa
 // every query head h (reading key/value head h / (H / Hkv)) out[b, t, h·Dh : (h+1)·Dh] =
 // softmax(scale · q kᵀ + bias) v. q [B, H, T, Dh]; k, v [B, Hkv, T, Dh]; past_k, past_v [B, Hkv, S, Dh]
 // (null when S = 0); bias [B or 1, 1, T, S + T] (null: none; bias_batch_stride 0 broadcasts);
-// key, value [B, Hkv, S + T, Dh]; out [B, T, H·Dh].
+// key, value [B, Hkv, S + T, Dh]; out [B, T, H·Dh]. `packed`: q is GPT-2's fused projection
+// [B, T, (H + 2 Hkv)·Dh] holding queries, keys and values side by side per token (k, v unused).
 struct AttentionJob {
+  bool packed = false;
   const float *q, *k, *v, *past_k = nullptr, *past_v = nullptr, *bias = nullptr;
   float *key, *value, *out;
   int B, H, Hkv, T, S, Dh;

@@ -19,6 +19,7 @@ export const FUSED = {
   adamw: 'MakemostAdamW',
   dropout: 'MakemostDropout',
   attention: 'MakemostAttention',
+  attentionPacked: 'MakemostAttentionPacked',
   linear: 'MakemostLinear',
   linearNoBias: 'MakemostLinearNoBias',
 } as const;
@@ -130,6 +131,25 @@ export function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, pastK: 
   return run(FUSED.attention, inputs, { scale, hasBias: bias !== undefined }) as [tf.Tensor, tf.Tensor, tf.Tensor];
 }
 
+/**
+ * {@link fusedAttention} reading queries, keys and values from one fused projection (GPT-2's `c_attn`
+ * output): qkv [B, T, (H + 2 Hkv)·Dh], per token all query heads, then the key heads, then the value
+ * heads. Saves the split and the three head transposes. Same returns.
+ */
+export function fusedAttentionPacked(qkv: tf.Tensor, heads: number, kvHeads: number, pastK: tf.Tensor | undefined, pastV: tf.Tensor | undefined, bias: tf.Tensor | undefined, scale: number): [tf.Tensor, tf.Tensor, tf.Tensor] | undefined {
+  if (!kernelHere(FUSED.attentionPacked) || qkv.rank !== 3 || qkv.dtype !== 'float32' || !(kvHeads > 0) || heads % kvHeads !== 0) return undefined;
+  const [B, T, W] = qkv.shape;
+  const Dh = W / (heads + 2 * kvHeads);
+  const S = pastK ? (pastK.shape[2] as number) : 0;
+  const fits = (t: tf.Tensor | undefined) => !t || (t.dtype === 'float32' && tf.util.arraysEqual(t.shape, [B, kvHeads, S, Dh]));
+  const ok = Number.isInteger(Dh) && !pastK === !pastV && fits(pastK) && fits(pastV) &&
+    (!bias || (bias.dtype === 'float32' && bias.rank === 4 && (bias.shape[0] === 1 || bias.shape[0] === B) && bias.shape[1] === 1 && bias.shape[2] === T && bias.shape[3] === S + T));
+  if (!ok) return undefined;
+  const inputs: tf.NamedTensorMap = { qkv, bias: bias ?? qkv };
+  if (pastK && pastV) Object.assign(inputs, { pastK, pastV });
+  return run(FUSED.attentionPacked, inputs, { scale, hasBias: bias !== undefined, heads, kvHeads }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
 /** Constants of one AdamW update (torch's `_single_tensor_adamw`). */
 export interface AdamWConstants {
   lr: number;
@@ -180,7 +200,29 @@ for (const kernelName of [FUSED.linear, FUSED.linearNoBias]) {
   });
 }
 
-// The attention kernel's gradient is composed from TF.js ops: it recomputes the probabilities from q
+/** Gradients of attention (q [B, H, T, Dh] against the cache key/value [B, Hkv, L, Dh]) split into new and past positions. */
+function attentionGrads(q: tf.Tensor, key: tf.Tensor, value: tf.Tensor, bias: tf.Tensor | undefined, scale: number, dOut: tf.Tensor, dKey: tf.Tensor, dValue: tf.Tensor) {
+  const [B, H, T, Dh] = q.shape;
+  const [, Hkv, L] = key.shape;
+  const S = L - T;
+  const G = H / Hkv;
+  return tf.tidy(() => {
+    const qg = q.reshape([B, Hkv, G * T, Dh]);
+    let scores = tf.mul(tf.matMul(qg, key, false, true), scale);
+    if (bias) scores = tf.add(scores.reshape([B, Hkv, G, T, L]), bias.reshape([bias.shape[0], 1, 1, T, L])).reshape([B, Hkv, G * T, L]);
+    const p = tf.softmax(scores, -1);
+    const dO = dOut.reshape([B, T, H, Dh]).transpose([0, 2, 1, 3]).reshape([B, Hkv, G * T, Dh]);
+    const dV = tf.add(tf.matMul(p, dO, true, false), dValue);
+    const dP = tf.matMul(dO, value, false, true);
+    const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
+    const dQ = tf.mul(tf.matMul(dS, key), scale).reshape([B, H, T, Dh]);
+    const dK = tf.add(tf.mul(tf.matMul(dS, qg, true, false), scale), dKey);
+    const part = (x: tf.Tensor, from: number, len: number) => tf.slice(x, [0, 0, from, 0], [B, Hkv, len, Dh]);
+    return { dQ, dk: part(dK, S, T), dv: part(dV, S, T), dpk: part(dK, 0, S), dpv: part(dV, 0, S) };
+  });
+}
+
+// The attention kernels' gradients are composed from TF.js ops: they recompute the probabilities from q
 // and the saved cache, then dV = Pᵀ dO, dS = P ⊙ (dP − Σ dP ⊙ P), dQ = s dS K, dK = s dSᵀ Q, with the
 // gradients arriving at the returned cache added to those of the keys and values.
 tf.registerGradient({
@@ -191,27 +233,28 @@ tf.registerGradient({
     const [q, bias, key, value] = saved;
     const [dOut, dKey, dValue] = dy as tf.Tensor[];
     const { scale, hasBias } = attrs as unknown as { scale: number; hasBias: boolean };
-    const [B, H, T, Dh] = q.shape;
-    const [, Hkv, L] = key.shape;
-    const S = L - T;
-    const G = H / Hkv;
-    const grads = tf.tidy(() => {
-      const qg = q.reshape([B, Hkv, G * T, Dh]);
-      let scores = tf.mul(tf.matMul(qg, key, false, true), scale);
-      if (hasBias) scores = tf.add(scores.reshape([B, Hkv, G, T, L]), bias.reshape([bias.shape[0], 1, 1, T, L])).reshape([B, Hkv, G * T, L]);
-      const p = tf.softmax(scores, -1);
-      const dO = dOut.reshape([B, T, H, Dh]).transpose([0, 2, 1, 3]).reshape([B, Hkv, G * T, Dh]);
-      const dV = tf.add(tf.matMul(p, dO, true, false), dValue);
-      const dP = tf.matMul(dO, value, false, true);
-      const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
-      const dQ = tf.mul(tf.matMul(dS, key), scale).reshape([B, H, T, Dh]);
-      const dK = tf.add(tf.mul(tf.matMul(dS, qg, true, false), scale), dKey);
-      const part = (x: tf.Tensor, from: number, len: number) => tf.slice(x, [0, 0, from, 0], [B, Hkv, len, Dh]);
-      return { dQ, dk: part(dK, S, T), dv: part(dV, S, T), dpk: part(dK, 0, S), dpv: part(dV, 0, S) };
-    });
+    const g = attentionGrads(q, key, value, hasBias ? bias : undefined, scale, dOut, dKey, dValue);
+    return { q: () => g.dQ, k: () => g.dk, v: () => g.dv, pastK: () => g.dpk, pastV: () => g.dpv, bias: () => tf.zerosLike(bias) };
+  },
+});
+
+tf.registerGradient({
+  kernelName: FUSED.attentionPacked,
+  inputsToSave: ['qkv', 'bias'],
+  outputsToSave: [false, true, true],
+  gradFunc: (dy, saved, attrs) => {
+    const [qkv, bias, key, value] = saved;
+    const [dOut, dKey, dValue] = dy as tf.Tensor[];
+    const { scale, hasBias, heads, kvHeads } = attrs as unknown as { scale: number; hasBias: boolean; heads: number; kvHeads: number };
+    const [B, T, W] = qkv.shape;
+    const Dh = W / (heads + 2 * kvHeads);
+    const q = tf.tidy(() => tf.slice(qkv, [0, 0, 0], [B, T, heads * Dh]).reshape([B, T, heads, Dh]).transpose([0, 2, 1, 3]));
+    const g = attentionGrads(q, key, value, hasBias ? bias : undefined, scale, dOut, dKey, dValue);
+    q.dispose();
+    const merge = (x: tf.Tensor) => x.transpose([0, 2, 1, 3]).reshape([B, T, -1]);
     return {
-      q: () => grads.dQ, k: () => grads.dk, v: () => grads.dv, pastK: () => grads.dpk, pastV: () => grads.dpv,
-      bias: () => tf.zerosLike(bias),
+      qkv: () => tf.tidy(() => tf.concat([merge(g.dQ), merge(g.dk), merge(g.dv)], -1)),
+      pastK: () => g.dpk, pastV: () => g.dpv, bias: () => tf.zerosLike(bias),
     };
   },
 });

@@ -11,7 +11,7 @@ import { initBackend } from '../backend/index.js';
 import { loadAddon } from '../backend/native/addon.js';
 import { disableNativeKernels, enableNativeKernels } from '../backend/native/register.js';
 import { Rng } from '../backend/rng.js';
-import { attendWithCache, attentionBias, mergeHeads, scaledDotProductAttention, type LayerKV } from './attention.js';
+import { attendPackedWithCache, attendWithCache, attentionBias, mergeHeads, scaledDotProductAttention, type LayerKV } from './attention.js';
 
 const loaded = loadAddon();
 const skip = loaded.addon ? false : `native addon not available: ${loaded.reason}`;
@@ -24,6 +24,9 @@ const CASES: Case[] = [
   { B: 2, H: 4, Hkv: 2, T: 5, S: 0, Dh: 8, causal: true }, // grouped heads, causal prefill
   { B: 2, H: 6, Hkv: 2, T: 3, S: 4, Dh: 5, mask: [[0, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]], causal: true }, // left padding + cache
   { B: 2, H: 2, Hkv: 1, T: 4, S: 0, Dh: 7, mask: [[1, 1, 0, 0], [0, 0, 0, 0]], causal: false }, // encoder-style, a fully masked row
+  { B: 1, H: 2, Hkv: 2, T: 12, S: 0, Dh: 64, causal: true }, // a prefill block: run as two GEMMs
+  // 70 query rows: a 64-row GEMM block and a 6-row block of dot products; left padding and a cache.
+  { B: 2, H: 4, Hkv: 2, T: 70, S: 3, Dh: 16, mask: [Array.from({ length: 73 }, (_, i) => (i < 5 ? 0 : 1)), Array.from({ length: 73 }, () => 1)], causal: true },
 ];
 
 function inputs(c: Case, rng: Rng) {
@@ -78,6 +81,46 @@ for (const backend of ['wasm', 'cpu'] as const) {
       disableNativeKernels();
       assert.equal(fused.length, plain.length);
       fused.forEach((x, j) => close(x, plain[j], 2e-5, `case ${i} ${NAMES[j]}`));
+    });
+    await initBackend({ backend: 'wasm', native: true });
+  });
+}
+
+/** attendPackedWithCache's outputs and gradients (qkv, past keys, past values), as arrays. */
+function runPacked(c: Case, seed: number): Float32Array[] {
+  const rng = new Rng(seed);
+  const rand = (shape: number[]) => tf.tensor(rng.normalArray(shape.reduce((p, d) => p * d, 1)), shape);
+  const qkv = rand([c.B, c.T, (c.H + 2 * c.Hkv) * c.Dh]);
+  const past = c.S ? [rand([c.B, c.Hkv, c.S, c.Dh]), rand([c.B, c.Hkv, c.S, c.Dh])] : [];
+  const weights = [rand([c.B, c.T, c.H * c.Dh]), rand([c.B, c.Hkv, c.S + c.T, c.Dh]), rand([c.B, c.Hkv, c.S + c.T, c.Dh])];
+  const mask = c.mask ? tf.tensor(c.mask, undefined, 'int32') : undefined;
+  const bias = attentionBias(c.B, c.T, c.S, mask, c.causal);
+  const attend = (t: tf.Tensor[]) => attendPackedWithCache(t[0], c.H, c.Hkv, c.S ? { key: t[1], value: t[2] } : undefined, bias, 0.2);
+  const f = (...t: tf.Tensor[]) => {
+    const [a, kv] = attend(t);
+    return tf.addN([tf.sum(tf.mul(a, weights[0])), tf.sum(tf.mul(kv.key, weights[1])), tf.sum(tf.mul(kv.value, weights[2]))]);
+  };
+  const [a, kv] = attend([qkv, ...past]);
+  const grads = tf.grads(f)([qkv, ...past]);
+  const out = [a, kv.key, kv.value, ...grads].map((t) => t.dataSync() as Float32Array);
+  tf.dispose([a, kv.key, kv.value, ...grads, qkv, ...past, ...weights, ...(bias ? [bias] : []), ...(mask ? [mask] : [])]);
+  return out;
+}
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  test(`attendPackedWithCache on ${backend}: the kernel reading the fused projection equals the composed form, values and gradients`, { skip }, async () => {
+    await initBackend({ backend, native: false });
+    disableNativeKernels();
+    CASES.forEach((c, i) => {
+      const before = tf.memory().numTensors;
+      const plain = runPacked(c, 300 + i);
+      assert.equal(tf.memory().numTensors, before, 'composed run leaked tensors');
+      assert.ok(enableNativeKernels().enabled);
+      const fused = runPacked(c, 300 + i);
+      assert.equal(tf.memory().numTensors, before, 'native run leaked tensors');
+      disableNativeKernels();
+      assert.equal(fused.length, plain.length);
+      fused.forEach((x, j) => close(x, plain[j], 2e-5, `case ${i} ${['out', 'key', 'value', 'dqkv', 'dpastK', 'dpastV'][j]}`));
     });
     await initBackend({ backend: 'wasm', native: true });
   });

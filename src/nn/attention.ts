@@ -4,7 +4,7 @@
  * Shapes: B batch, H query heads, Hkv key/value heads, T new tokens, S past length, Dh head size.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedAttention } from '../backend/fused.js';
+import { fusedAttention, fusedAttentionPacked } from '../backend/fused.js';
 import type { Rng } from '../backend/rng.js';
 import { dropout } from './layers.js';
 
@@ -118,4 +118,24 @@ export function attendWithCache(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, past: 
     return [mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, bias, scale, drop)), kv.key, kv.value];
   });
   return [out, { key, value }];
+}
+
+/**
+ * {@link attendWithCache} for a fused projection qkv [B, T, (H + 2 Hkv)·Dh] (per token: the query heads,
+ * then the key heads, then the value heads — GPT-2's `c_attn`), read in place by the native kernel.
+ */
+export function attendPackedWithCache(qkv: tf.Tensor, heads: number, kvHeads: number, past: LayerKV | undefined, bias: tf.Tensor | undefined, scale: number, drop?: { rate: number; training?: boolean; rng?: Rng }, delta?: LayerKV): [tf.Tensor, LayerKV] {
+  if (!delta && !(drop?.training && drop.rate > 0)) {
+    const fused = fusedAttentionPacked(qkv, heads, kvHeads, past?.key, past?.value, bias, scale);
+    if (fused) return [fused[0], { key: fused[1], value: fused[2] }];
+  }
+  const Dh = (qkv.shape[2] as number) / (heads + 2 * kvHeads);
+  const [q, k, v] = tf.tidy(() => {
+    const [q, k, v] = tf.split(qkv, [heads * Dh, kvHeads * Dh, kvHeads * Dh], -1);
+    return [splitHeads(q, heads, Dh), splitHeads(k, kvHeads, Dh), splitHeads(v, kvHeads, Dh)];
+  });
+  const res = attendWithCache(q, k, v, past, bias, scale, drop, delta);
+  // k and v may be the returned cache itself (no past, no delta, composed path): keep those.
+  tf.dispose([q, k, v].filter((t) => t !== res[1].key && t !== res[1].value));
+  return res;
 }

@@ -33,10 +33,8 @@ export interface NativeAddon {
     q: Float32Array, qOff: number, k: Float32Array, kOff: number, v: Float32Array, vOff: number,
     pastK: Float32Array | null, pkOff: number, pastV: Float32Array | null, pvOff: number, bias: Float32Array | null, bOff: number,
     key: Float32Array, keyOff: number, value: Float32Array, valueOff: number, out: Float32Array, outOff: number,
-    B: number, H: number, Hkv: number, T: number, S: number, Dh: number, biasBatch: number, scale: number,
+    B: number, H: number, Hkv: number, T: number, S: number, Dh: number, biasBatch: number, scale: number, packed: boolean,
   ): void;
-  /** 0, or the errno of madvise (ENOMEM = 12 when part of the range is unmapped: the rest is advised). */
-  adviseHugePages(array: Float32Array, bytes: number): number;
   info(): { isa: string; threads: number; workerTasks: number; kernelSeconds: number; kernelCalls: number };
   setThreads(n: number): void;
 }
@@ -72,7 +70,7 @@ export function loadAddon(): AddonResult {
   }
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
-    for (const f of ['matmul', 'tanh', 'adamw', 'softmaxXent', 'softmaxXentGrad', 'layerNorm', 'layerNormGrad', 'gelu', 'geluGrad', 'dropout', 'attention', 'adviseHugePages', 'info', 'setThreads'] as const) {
+    for (const f of ['matmul', 'tanh', 'adamw', 'softmaxXent', 'softmaxXentGrad', 'layerNorm', 'layerNormGrad', 'gelu', 'geluGrad', 'dropout', 'attention', 'info', 'setThreads'] as const) {
       if (typeof addon[f] !== 'function') throw new Error(`it has no function '${f}' (stale build? run \`npm run build:native\`)`);
     }
     cached = { addon, path };

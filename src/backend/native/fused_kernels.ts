@@ -104,12 +104,13 @@ const dropout: Make = (addon, access) => ((args: KernelArgs) => {
   return y;
 }) as tf.KernelFunc;
 
-const attention: Make = (addon, access) => ((args: KernelArgs) => {
-  const { q, k, v, pastK, pastV, bias } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  const { scale, hasBias } = args.attrs as unknown as { scale: number; hasBias: boolean };
+const attention = (packed: boolean): Make => (addon, access) => ((args: KernelArgs) => {
+  const { qkv, pastK, pastV, bias } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const { q, k, v } = packed ? { q: qkv, k: qkv, v: qkv } : (args.inputs as Record<string, tf.TensorInfo | undefined>);
+  const { scale, hasBias, heads, kvHeads } = args.attrs as unknown as { scale: number; hasBias: boolean; heads: number; kvHeads: number };
   const acc = access(args.backend);
-  const [B, H, T, Dh] = q!.shape;
-  const Hkv = k!.shape[1];
+  const [B, H, T, Dh] = packed ? [q!.shape[0], heads, q!.shape[1], q!.shape[2] / (heads + 2 * kvHeads)] : q!.shape;
+  const Hkv = packed ? kvHeads : k!.shape[1];
   const S = pastK ? pastK.shape[2] : 0;
   const key = acc.alloc([B, Hkv, S + T, Dh]);
   const value = acc.alloc([B, Hkv, S + T, Dh]);
@@ -117,7 +118,7 @@ const attention: Make = (addon, access) => ((args: KernelArgs) => {
   const none: [null, number] = [null, 0];
   const opt = (t: tf.TensorInfo | undefined): [Float32Array | null, number] => (t && t.shape.length === 4 ? acc.view(t) : none);
   addon.attention(...acc.view(q!), ...acc.view(k!), ...acc.view(v!), ...opt(pastK), ...opt(pastV),
-    ...(hasBias ? opt(bias) : none), ...acc.view(key), ...acc.view(value), ...acc.view(out), B, H, Hkv, T, S, Dh, hasBias && bias ? bias.shape[0] : 1, scale);
+    ...(hasBias ? opt(bias) : none), ...acc.view(key), ...acc.view(value), ...acc.view(out), B, H, Hkv, T, S, Dh, hasBias && bias ? bias.shape[0] : 1, scale, packed);
   return [out, key, value];
 }) as tf.KernelFunc;
 
@@ -141,7 +142,8 @@ export const FUSED_KERNELS: Record<string, Make> = {
   [FUSED.xentGrad]: xentGrad,
   [FUSED.adamw]: adamw,
   [FUSED.dropout]: dropout,
-  [FUSED.attention]: attention,
+  [FUSED.attention]: attention(false),
+  [FUSED.attentionPacked]: attention(true),
   [FUSED.linear]: linear,
   [FUSED.linearNoBias]: linear,
 };

@@ -194,15 +194,21 @@ test('results do not depend on the thread count (bit-identical with 1 and 2 thre
   tf.dispose([a, b, w]);
 });
 
-test('the portable (non-AVX2) kernels agree with the backend too (child process, MAKEMOST_NATIVE_ISA=generic)', { skip }, () => {
+test('the portable (non-AVX2) kernels agree with the backend too, attention included (child process, MAKEMOST_NATIVE_ISA=generic)', { skip }, () => {
   const script = `
     import * as tf from '@tensorflow/tfjs-core';
     import { initBackend, nativeKernelsInfo } from ${JSON.stringify(new URL('../index.js', import.meta.url).href)};
     import { disableNativeKernels, enableNativeKernels } from ${JSON.stringify(new URL('./register.js', import.meta.url).href)};
+    import { attendPackedWithCache } from ${JSON.stringify(new URL('../../nn/attention.js', import.meta.url).href)};
     await initBackend({ backend: 'wasm' });
     const a = tf.randomNormal([37, 300], 0, 1, 'float32', 1), b = tf.randomNormal([45, 300], 0, 1, 'float32', 2);
     const x = tf.randomNormal([1000], 0, 3, 'float32', 3);
-    const run = () => [tf.matMul(a, b, false, true).dataSync(), tf.matMul(a.slice([0, 0], [2, 300]), b, false, true).dataSync(), tf.tanh(x).dataSync()];
+    // Attention over 20 new tokens (GEMM blocks) and 1 (dot products), with a cache of 5.
+    const qkv = tf.randomNormal([1, 20, 4 * 16], 0, 1, 'float32', 4), qkv1 = tf.randomNormal([1, 1, 4 * 16], 0, 1, 'float32', 5);
+    const pk = tf.randomNormal([1, 1, 5, 16], 0, 1, 'float32', 6), pv = tf.randomNormal([1, 1, 5, 16], 0, 1, 'float32', 7);
+    const attend = (t, past) => tf.tidy(() => attendPackedWithCache(t, 2, 1, past, undefined, 0.25)[0].dataSync());
+    const run = () => [tf.matMul(a, b, false, true).dataSync(), tf.matMul(a.slice([0, 0], [2, 300]), b, false, true).dataSync(), tf.tanh(x).dataSync(),
+      attend(qkv, undefined), attend(qkv1, { key: pk, value: pv })];
     const isa = nativeKernelsInfo().isa;
     const fast = run();
     disableNativeKernels();

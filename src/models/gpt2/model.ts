@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { tidy } from '../../backend/memory.js';
 import { Rng } from '../../backend/rng.js';
 import { ShapeError } from '../../errors.js';
-import { attendWithCache, attentionBias, cacheLength, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
+import { attendPackedWithCache, attentionBias, cacheLength, type KVCache, type LayerKV } from '../../nn/attention.js';
 import { activation, Conv1D, dropout, Embedding, LayerNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
 import { checkKvDelta, idsTensor, runDecoderLayers } from '../common.js';
@@ -37,8 +37,7 @@ class GPT2Attention extends Module {
   /** x [B, T, D] → ([B, T, D], this layer's cache with the new keys and values appended) */
   forward(x: tf.Tensor, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx, delta?: LayerKV): [tf.Tensor, LayerKV] {
     const { n_head } = this.cfg;
-    const [q, k, v] = tf.split(this.c_attn.forward(x), 3, -1).map((t) => splitHeads(t, n_head, this.headDim));
-    const [a, kv] = attendWithCache(q, k, v, past, bias, this.scale, { rate: this.cfg.attn_pdrop, ...ctx }, delta);
+    const [a, kv] = attendPackedWithCache(this.c_attn.forward(x), n_head, n_head, past, bias, this.scale, { rate: this.cfg.attn_pdrop, ...ctx }, delta);
     const out = dropout(this.c_proj.forward(a), this.cfg.resid_pdrop, ctx);
     return [out, kv];
   }
