@@ -65,25 +65,22 @@ function close(a: Float32Array, b: Float32Array, tol: number, what: string): voi
   }
 }
 
-const NAMES = ['out', 'key', 'value', 'dq', 'dk', 'dv', 'dpastK', 'dpastV'];
-
-for (const backend of ['wasm', 'cpu'] as const) {
-  test(`attendWithCache on ${backend}: the native kernel equals the composed form, values and gradients`, { skip }, async () => {
-    await initBackend({ backend, native: false });
+/** Every case with the composed ops, then with the native kernel: equal outputs and gradients, no leaks. */
+async function nativeEqualsComposed(backend: 'wasm' | 'cpu', fn: (c: Case, seed: number) => Float32Array[], names: string[]): Promise<void> {
+  await initBackend({ backend, native: false });
+  disableNativeKernels();
+  CASES.forEach((c, i) => {
+    const before = tf.memory().numTensors;
+    const plain = fn(c, 100 + i);
+    assert.equal(tf.memory().numTensors, before, 'composed run leaked tensors');
+    assert.ok(enableNativeKernels().enabled);
+    const fused = fn(c, 100 + i);
+    assert.equal(tf.memory().numTensors, before, 'native run leaked tensors');
     disableNativeKernels();
-    CASES.forEach((c, i) => {
-      const before = tf.memory().numTensors;
-      const plain = run(c, 100 + i);
-      assert.equal(tf.memory().numTensors, before, 'composed run leaked tensors');
-      assert.ok(enableNativeKernels().enabled);
-      const fused = run(c, 100 + i);
-      assert.equal(tf.memory().numTensors, before, 'native run leaked tensors');
-      disableNativeKernels();
-      assert.equal(fused.length, plain.length);
-      fused.forEach((x, j) => close(x, plain[j], 2e-5, `case ${i} ${NAMES[j]}`));
-    });
-    await initBackend({ backend: 'wasm', native: true });
+    assert.equal(fused.length, plain.length);
+    fused.forEach((x, j) => close(x, plain[j], 2e-5, `case ${i} ${names[j]}`));
   });
+  await initBackend({ backend: 'wasm', native: true });
 }
 
 /** attendPackedWithCache's outputs and gradients (qkv, past keys, past values), as arrays. */
@@ -108,22 +105,10 @@ function runPacked(c: Case, seed: number): Float32Array[] {
 }
 
 for (const backend of ['wasm', 'cpu'] as const) {
-  test(`attendPackedWithCache on ${backend}: the kernel reading the fused projection equals the composed form, values and gradients`, { skip }, async () => {
-    await initBackend({ backend, native: false });
-    disableNativeKernels();
-    CASES.forEach((c, i) => {
-      const before = tf.memory().numTensors;
-      const plain = runPacked(c, 300 + i);
-      assert.equal(tf.memory().numTensors, before, 'composed run leaked tensors');
-      assert.ok(enableNativeKernels().enabled);
-      const fused = runPacked(c, 300 + i);
-      assert.equal(tf.memory().numTensors, before, 'native run leaked tensors');
-      disableNativeKernels();
-      assert.equal(fused.length, plain.length);
-      fused.forEach((x, j) => close(x, plain[j], 2e-5, `case ${i} ${['out', 'key', 'value', 'dqkv', 'dpastK', 'dpastV'][j]}`));
-    });
-    await initBackend({ backend: 'wasm', native: true });
-  });
+  test(`attendWithCache on ${backend}: the native kernel equals the composed form, values and gradients`, { skip }, () =>
+    nativeEqualsComposed(backend, run, ['out', 'key', 'value', 'dq', 'dk', 'dv', 'dpastK', 'dpastV']));
+  test(`attendPackedWithCache on ${backend}: the kernel reading the fused projection equals the composed form, values and gradients`, { skip }, () =>
+    nativeEqualsComposed(backend, runPacked, ['out', 'key', 'value', 'dqkv', 'dpastK', 'dpastV']));
 }
 
 test('the native attention kernel against a float64 JS reference (grouped heads, cache, padding)', { skip }, async () => {
