@@ -43,8 +43,8 @@ const mm::KernelSet& kernels() {
 
 struct Args {
   napi_env env;
-  napi_value argv[32];
-  size_t argc = 32;
+  napi_value argv[48];
+  size_t argc = 48;
   bool failed = false;
 
   Args(napi_env e, napi_callback_info info) : env(e) { napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr); }
@@ -342,6 +342,64 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// preLnBlock(x, o, y, o, ln1W, o, ln1B, o, attnW, o, attnB, o, projW, o, projB, o, ln2W, o, ln2B, o,
+//            fcW, o, fcB, o, fcProjW, o, fcProjB, o, pastK|null, o, pastV|null, o, bias|null, o, key, o, value, o,
+//            B, T, S, D, H, inner, eps, scale, biasBatch): see mm::BlockJob; x, y [B, T, D].
+napi_value PreLnBlock(napi_env env, napi_callback_info info) {
+  Args g(env, info);
+  mm::BlockJob j;
+  mm::AttentionJob& a = j.attn;
+  a.B = static_cast<int>(g.i64(38));
+  a.T = static_cast<int>(g.i64(39));
+  a.S = static_cast<int>(g.i64(40));
+  j.D = static_cast<int>(g.i64(41));
+  a.H = a.Hkv = static_cast<int>(g.i64(42));
+  j.inner = static_cast<int>(g.i64(43));
+  j.eps = static_cast<float>(g.num(44));
+  a.scale = static_cast<float>(g.num(45));
+  const int64_t bias_batch = g.i64(46);
+  if (g.failed) return nullptr;
+  if (a.B < 0 || a.T < 0 || a.S < 0 || j.D <= 0 || a.H <= 0 || j.D % a.H != 0 || j.inner <= 0) {
+    g.fail("preLnBlock: bad sizes (D must be a positive multiple of the head count)");
+    return nullptr;
+  }
+  a.Dh = j.D / a.H;
+  j.rows = static_cast<int64_t>(a.B) * a.T;
+  const int64_t D = j.D, inner = j.inner, L = static_cast<int64_t>(a.S) + a.T, kv = static_cast<int64_t>(a.B) * a.H * a.Dh;
+  j.x = g.f32(0, j.rows * D);
+  j.y = g.f32(2, j.rows * D);
+  j.ln1_w = g.f32(4, D);
+  j.ln1_b = g.f32(6, D);
+  j.attn_w = g.f32(8, D * 3 * D);
+  j.attn_b = g.f32(10, 3 * D);
+  j.proj_w = g.f32(12, D * D);
+  j.proj_b = g.f32(14, D);
+  j.ln2_w = g.f32(16, D);
+  j.ln2_b = g.f32(18, D);
+  j.fc_w = g.f32(20, D * inner);
+  j.fc_b = g.f32(22, inner);
+  j.fc_proj_w = g.f32(24, inner * D);
+  j.fc_proj_b = g.f32(26, D);
+  if (a.S > 0) {
+    a.past_k = g.f32(28, kv * a.S);
+    a.past_v = g.f32(30, kv * a.S);
+  }
+  if (!g.is_null(32)) {
+    if (bias_batch != 1 && bias_batch != a.B) {
+      g.fail("preLnBlock: the bias's batch size must be 1 or B");
+      return nullptr;
+    }
+    a.bias = g.f32(32, bias_batch * a.T * L);
+    a.bias_batch_stride = bias_batch == 1 ? 0 : a.T * L;
+  }
+  a.key = g.f32(34, kv * L);
+  a.value = g.f32(36, kv * L);
+  if (g.failed) return nullptr;
+  Timed timed;
+  if (j.rows > 0) mm::pre_ln_block(kernels(), j);
+  return undefined(env);
+}
+
 // info() → { isa, threads, workerTasks, kernelSeconds, kernelCalls }
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj, isa, threads, worker_tasks, seconds, calls;
@@ -385,6 +443,7 @@ NAPI_MODULE_INIT() {
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attention", nullptr, Attention, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"preLnBlock", nullptr, PreLnBlock, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

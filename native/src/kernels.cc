@@ -273,6 +273,50 @@ void attention(const KernelSet& ks, const AttentionJob& j) {
   }
 }
 
+// out = a + b, n elements (the residual adds of a block).
+static void add_arrays(const float* a, const float* b, float* out, int64_t n) {
+  parallel_ranges(n, 1 << 15, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; i++) out[i] = a[i] + b[i];
+  });
+}
+
+// y = x · W + bias for the block's projections (W [K, N] row-major), through the threaded matmul.
+static void project(const KernelSet& ks, const float* x, const float* w, const float* bias, float* y, int64_t rows, int K, int N) {
+  MatmulJob mj;
+  mj.a = x;
+  mj.b = w;
+  mj.c = y;
+  mj.batch = 1;
+  mj.M = static_cast<int>(rows);
+  mj.N = N;
+  mj.K = K;
+  mj.trans_a = false;
+  mj.trans_b = false;
+  mj.a_batch_stride = 0;
+  mj.b_batch_stride = 0;
+  mj.ep.bias = bias;
+  matmul(ks, mj);
+}
+
+void pre_ln_block(const KernelSet& ks, BlockJob& j) {
+  const int64_t rows = j.rows, D = j.D, inner = j.inner;
+  std::vector<float> stats(2 * static_cast<size_t>(rows));
+  std::vector<float> normed(rows * D), qkv(rows * 3 * D), attended(rows * D), h(rows * D), wide(rows * inner);
+  layernorm_fwd(ks, j.x, j.ln1_w, j.ln1_b, normed.data(), stats.data(), stats.data() + rows, rows, j.D, j.eps);
+  project(ks, normed.data(), j.attn_w, j.attn_b, qkv.data(), rows, j.D, 3 * j.D);
+  j.attn.q = qkv.data();
+  j.attn.packed = true;
+  j.attn.out = attended.data();
+  attention(ks, j.attn);
+  project(ks, attended.data(), j.proj_w, j.proj_b, normed.data(), rows, j.D, j.D);
+  add_arrays(j.x, normed.data(), h.data(), rows * D);
+  layernorm_fwd(ks, h.data(), j.ln2_w, j.ln2_b, normed.data(), stats.data(), stats.data() + rows, rows, j.D, j.eps);
+  project(ks, normed.data(), j.fc_w, j.fc_b, wide.data(), rows, j.D, j.inner);
+  gelu_fwd(ks, wide.data(), wide.data(), rows * inner);
+  project(ks, wide.data(), j.fc_proj_w, j.fc_proj_b, normed.data(), rows, j.inner, j.D);
+  add_arrays(h.data(), normed.data(), j.y, rows * D);
+}
+
 void dropout(const KernelSet& ks, const float* x, const float* u, float* y, float keep, int64_t n) {
   parallel_ranges(n, 1 << 15, [&](int64_t s, int64_t e) { ks.dropout(x, u, y, keep, s, e); });
 }

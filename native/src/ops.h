@@ -48,4 +48,20 @@ struct AttentionJob {
 };
 void attention(const KernelSet& ks, const AttentionJob& job);
 
+// One pre-LayerNorm transformer block (GPT-2's), inference only:
+//   h = x + proj(attention(c_attn(ln_1(x)))), y = h + fc_proj(gelu_tanh(fc(ln_2(h)))),
+// with fused q/k/v (c_attn, [D, 3D]) and weights in [in, out] layout. Each step is the same kernel, on
+// the same thread split, as the separate ops, so the result is bit-identical to running them one by one.
+// `attn` carries the cache, bias, head counts and outputs key/value; its q/out are set here.
+struct BlockJob {
+  const float* x;
+  float* y;  // [rows, D]
+  const float *ln1_w, *ln1_b, *attn_w, *attn_b, *proj_w, *proj_b, *ln2_w, *ln2_b, *fc_w, *fc_b, *fc_proj_w, *fc_proj_b;
+  int64_t rows;
+  int D, inner;
+  float eps;
+  AttentionJob attn;
+};
+void pre_ln_block(const KernelSet& ks, BlockJob& job);
+
 }  // namespace mm

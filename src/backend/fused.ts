@@ -22,6 +22,7 @@ export const FUSED = {
   attentionPacked: 'MakemostAttentionPacked',
   linear: 'MakemostLinear',
   linearNoBias: 'MakemostLinearNoBias',
+  preLNBlock: 'MakemostPreLNBlock',
 } as const;
 
 function kernelHere(name: string): boolean {
@@ -148,6 +149,48 @@ export function fusedAttentionPacked(qkv: tf.Tensor, heads: number, kvHeads: num
   const inputs: tf.NamedTensorMap = { qkv, bias: bias ?? qkv };
   if (pastK && pastV) Object.assign(inputs, { pastK, pastV });
   return run(FUSED.attentionPacked, inputs, { scale, hasBias: bias !== undefined, heads, kvHeads }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/** The weights of one pre-LayerNorm block in GPT-2's layout ([in, out] matrices, fused q/k/v), each [weight, bias]. */
+export interface PreLNBlockWeights {
+  ln1: [tf.Tensor, tf.Tensor];
+  attn: [tf.Tensor, tf.Tensor];
+  proj: [tf.Tensor, tf.Tensor];
+  ln2: [tf.Tensor, tf.Tensor];
+  fc: [tf.Tensor, tf.Tensor];
+  fcProj: [tf.Tensor, tf.Tensor];
+}
+
+const BLOCK_INPUTS = ['ln1W', 'ln1B', 'attnW', 'attnB', 'projW', 'projB', 'ln2W', 'ln2B', 'fcW', 'fcB', 'fcProjW', 'fcProjB'] as const;
+
+/**
+ * A whole pre-LayerNorm block (GPT-2's: h = x + proj(attention(ln_1 x)), y = h + fc_proj(gelu_tanh(fc(ln_2 h))))
+ * as one kernel, for inference: the same native kernels as the separate ops, bit for bit, without ~10 TF.js
+ * dispatches per layer. Has no gradient, so it declines (returns undefined) while a gradient tape records,
+ * as it does when the kernel is absent or the inputs do not fit; the caller then runs the ops.
+ * @param x [B, T, D] with T >= 1 @param pastK,pastV [B, H, S, D/H] or undefined @param bias [B|1, 1, T, S+T] or undefined
+ * @returns [y [B, T, D], key, value [B, H, S+T, D/H]]
+ */
+export function fusedPreLNBlock(x: tf.Tensor, w: PreLNBlockWeights, heads: number, eps: number, scale: number, pastK: tf.Tensor | undefined, pastV: tf.Tensor | undefined, bias: tf.Tensor | undefined): [tf.Tensor, tf.Tensor, tf.Tensor] | undefined {
+  if (!kernelHere(FUSED.preLNBlock) || tf.engine().isTapeOn() || x.rank !== 3 || x.dtype !== 'float32') return undefined;
+  const [B, T, D] = x.shape;
+  const inner = w.fc[0].shape[1] as number;
+  const Dh = D / heads;
+  const S = pastK ? (pastK.shape[2] as number) : 0;
+  const shapes: [tf.Tensor, number[]][] = [
+    [w.ln1[0], [D]], [w.ln1[1], [D]], [w.attn[0], [D, 3 * D]], [w.attn[1], [3 * D]], [w.proj[0], [D, D]], [w.proj[1], [D]],
+    [w.ln2[0], [D]], [w.ln2[1], [D]], [w.fc[0], [D, inner]], [w.fc[1], [inner]], [w.fcProj[0], [inner, D]], [w.fcProj[1], [D]],
+  ];
+  const kv = (t: tf.Tensor | undefined) => !t || (t.dtype === 'float32' && tf.util.arraysEqual(t.shape, [B, heads, S, Dh]));
+  const ok = T >= 1 && Number.isInteger(Dh) && shapes.every(([t, s]) => t.dtype === 'float32' && tf.util.arraysEqual(t.shape, s)) &&
+    !pastK === !pastV && kv(pastK) && kv(pastV) &&
+    (!bias || (bias.dtype === 'float32' && bias.rank === 4 && (bias.shape[0] === 1 || bias.shape[0] === B) && bias.shape[1] === 1 && bias.shape[2] === T && bias.shape[3] === S + T));
+  if (!ok) return undefined;
+  const inputs: tf.NamedTensorMap = { x };
+  BLOCK_INPUTS.forEach((name, i) => (inputs[name] = shapes[i][0]));
+  if (pastK && pastV) Object.assign(inputs, { pastK, pastV });
+  if (bias) inputs.bias = bias;
+  return run(FUSED.preLNBlock, inputs, { heads, eps, scale }) as [tf.Tensor, tf.Tensor, tf.Tensor];
 }
 
 /** Constants of one AdamW update (torch's `_single_tensor_adamw`). */

@@ -35,6 +35,9 @@ export interface NativeAddon {
     key: Float32Array, keyOff: number, value: Float32Array, valueOff: number, out: Float32Array, outOff: number,
     B: number, H: number, Hkv: number, T: number, S: number, Dh: number, biasBatch: number, scale: number, packed: boolean,
   ): void;
+  preLnBlock(
+    x: Float32Array, xOff: number, y: Float32Array, yOff: number, ...weightsAndCache: (Float32Array | number | null)[]
+  ): void;
   info(): { isa: string; threads: number; workerTasks: number; kernelSeconds: number; kernelCalls: number };
   setThreads(n: number): void;
 }
@@ -70,7 +73,7 @@ export function loadAddon(): AddonResult {
   }
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
-    for (const f of ['matmul', 'tanh', 'adamw', 'softmaxXent', 'softmaxXentGrad', 'layerNorm', 'layerNormGrad', 'gelu', 'geluGrad', 'dropout', 'attention', 'info', 'setThreads'] as const) {
+    for (const f of ['matmul', 'tanh', 'adamw', 'softmaxXent', 'softmaxXentGrad', 'layerNorm', 'layerNormGrad', 'gelu', 'geluGrad', 'dropout', 'attention', 'preLnBlock', 'info', 'setThreads'] as const) {
       if (typeof addon[f] !== 'function') throw new Error(`it has no function '${f}' (stale build? run \`npm run build:native\`)`);
     }
     cached = { addon, path };

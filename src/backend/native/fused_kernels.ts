@@ -132,6 +132,24 @@ const linear: Make = (addon, access) => ((args: KernelArgs) => {
   return runMatMul(addon, access(args.backend), x, w, plan, false, transposeW, bias);
 }) as tf.KernelFunc;
 
+const preLNBlock: Make = (addon, access) => ((args: KernelArgs) => {
+  const ins = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const { heads, eps, scale } = args.attrs as unknown as { heads: number; eps: number; scale: number };
+  const acc = access(args.backend);
+  const x = ins.x!;
+  const [B, T, D] = x.shape;
+  const S = ins.pastK ? ins.pastK.shape[2] : 0;
+  const inner = ins.fcW!.shape[1];
+  const y = acc.alloc([B, T, D]);
+  const key = acc.alloc([B, heads, S + T, D / heads]);
+  const value = acc.alloc([B, heads, S + T, D / heads]);
+  const opt = (t: tf.TensorInfo | undefined): [Float32Array | null, number] => (t ? acc.view(t) : [null, 0]);
+  const weights = ['ln1W', 'ln1B', 'attnW', 'attnB', 'projW', 'projB', 'ln2W', 'ln2B', 'fcW', 'fcB', 'fcProjW', 'fcProjB'].flatMap((n) => acc.view(ins[n]!));
+  addon.preLnBlock(...acc.view(x), ...acc.view(y), ...weights, ...opt(ins.pastK), ...opt(ins.pastV), ...opt(ins.bias), ...acc.view(key), ...acc.view(value),
+    B, T, S, D, heads, inner, eps, scale, ins.bias ? ins.bias.shape[0] : 1);
+  return [y, key, value];
+}) as tf.KernelFunc;
+
 /** Kernel name → factory, for every fused kernel. */
 export const FUSED_KERNELS: Record<string, Make> = {
   [FUSED.layerNorm]: layerNorm,
@@ -146,4 +164,5 @@ export const FUSED_KERNELS: Record<string, Make> = {
   [FUSED.attentionPacked]: attention(true),
   [FUSED.linear]: linear,
   [FUSED.linearNoBias]: linear,
+  [FUSED.preLNBlock]: preLNBlock,
 };

@@ -4,6 +4,7 @@
  * transpose at load; the LM head is the token embedding itself (tied), registered once.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedPreLNBlock, type PreLNBlockWeights } from '../../backend/fused.js';
 import { tidy } from '../../backend/memory.js';
 import { Rng } from '../../backend/rng.js';
 import { ShapeError } from '../../errors.js';
@@ -24,7 +25,7 @@ class GPT2Attention extends Module {
   readonly c_attn: Conv1D;
   readonly c_proj: Conv1D;
   private readonly headDim: number;
-  private readonly scale: number;
+  readonly scale: number;
   constructor(private readonly cfg: GPT2Config, layerIdx: number, init: InitOptions, projInit: InitOptions) {
     super();
     this.c_attn = this.child('c_attn', new Conv1D(cfg.n_embd, 3 * cfg.n_embd, init));
@@ -59,12 +60,15 @@ class GPT2MLP extends Module {
   }
 }
 
+/** The activation names that are GELU's tanh form (what the fused block computes). */
+const TANH_GELU = new Set(['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast']);
+
 class GPT2Block extends Module {
   readonly ln_1: LayerNorm;
   readonly attn: GPT2Attention;
   readonly ln_2: LayerNorm;
   readonly mlp: GPT2MLP;
-  constructor(cfg: GPT2Config, layerIdx: number, init: InitOptions) {
+  constructor(private readonly cfg: GPT2Config, layerIdx: number, init: InitOptions) {
     super();
     // HF scales residual projections by 1/sqrt(2·n_layer) at init (GPT-2 paper, §2.3).
     const projInit = { rng: init.rng, std: init.std / Math.sqrt(2 * cfg.n_layer) };
@@ -74,9 +78,22 @@ class GPT2Block extends Module {
     this.mlp = this.child('mlp', new GPT2MLP(cfg, init, projInit));
   }
   forward(x: tf.Tensor, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx, delta?: LayerKV): [tf.Tensor, LayerKV] {
+    const fast = ctx.training || delta ? undefined : this.fused(x, past, bias);
+    if (fast) return fast;
     const [a, kv] = this.attn.forward(this.ln_1.forward(x), past, bias, ctx, delta);
     const h = tf.add(x, a);
     return [tf.add(h, this.mlp.forward(this.ln_2.forward(h), ctx)), kv];
+  }
+  /** The whole block as one native kernel (inference with the tanh GELU, no LoRA), or undefined. */
+  private fused(x: tf.Tensor, past: LayerKV | undefined, bias: tf.Tensor | undefined): [tf.Tensor, LayerKV] | undefined {
+    const { attn, mlp } = this;
+    if (!TANH_GELU.has(this.cfg.activation_function) || attn.c_attn.delta || attn.c_proj.delta || mlp.c_fc.delta || mlp.c_proj.delta) return undefined;
+    const w = {
+      ln1: [this.ln_1.weight, this.ln_1.bias], attn: [attn.c_attn.weight, attn.c_attn.bias], proj: [attn.c_proj.weight, attn.c_proj.bias],
+      ln2: [this.ln_2.weight, this.ln_2.bias], fc: [mlp.c_fc.weight, mlp.c_fc.bias], fcProj: [mlp.c_proj.weight, mlp.c_proj.bias],
+    } as PreLNBlockWeights;
+    const out = fusedPreLNBlock(x, w, this.cfg.n_head, this.cfg.layer_norm_epsilon, attn.scale, past?.key, past?.value, bias);
+    return out && [out[0], { key: out[1], value: out[2] }];
   }
 }
 
