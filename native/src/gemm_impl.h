@@ -10,6 +10,7 @@
 //   axpy4(y, a0..a3, x0..x3, n)                y[i] += a0 x0[i] + a1 x1[i] + a2 x2[i] + a3 x3[i]
 //   dot4(a, w0..w3, n, out)                    out[u] = dot(a, wu, n)
 //   dot4x3(a, lda, mb, w, ldw, nb, K, out)     out[i][j] = dot(a + i*lda, w + j*ldw, K), i < mb <= 4, j < nb <= 3
+//   pack16_transposed(b, cs, kc, dst)          dst[k*16 + c] = b[c*cs + k], c < 16, k < kc
 // (The including file includes <algorithm>, <cmath>, <cstdlib>, <cstring> and <memory> first.)
 constexpr int MR = 6, NR = 16;
 constexpr int KC = kGemmKC, MC = 144, NC = 3072;
@@ -76,8 +77,7 @@ static void pack_b(int kc, int nc, const float* B, int64_t rs, int64_t cs, float
       const float* b = B + s * NR * cs;
       float* dst = Bp + s * NR * kc;
       if (rs == 1) {
-        for (int c = 0; c < NR; c++)
-          for (int k = 0; k < kc; k++) dst[k * NR + c] = b[c * cs + k];
+        pack16_transposed(b, cs, kc, dst);
       } else {
         for (int k = 0; k < kc; k++)
           for (int c = 0; c < NR; c++) dst[k * NR + c] = b[k * rs + c * cs];
@@ -160,8 +160,9 @@ static void small_n(int M, int n, int K, Mat A, Mat B, float* C, int64_t ldc, st
   }
 }
 
-// C = A·B when A's rows and B's columns are both contiguous (B is a transposed weight, x·Wᵀ) and A is
-// small enough to stay in L2: 4 x 3 blocks of dot products read W once, in place, with no packing.
+// C = A·B when A's rows and B's columns are both contiguous (B is a transposed weight, x·Wᵀ) and A has
+// few rows (5-64): 4 x 3 blocks of dot products read W once, in place, with no packing. From 65 rows on,
+// the packed path (with pack16_transposed) is faster: 128x768x3072ᵀ 134 vs 115 GFLOP/s.
 // Rows of A are taken in chunks of at most ~384 KB, each chunk against all of W.
 static void nt_dot(int M, int N, int K, Mat A, Mat B, float* C, int64_t ldc) {
   const int chunk = std::max(4, std::min(M, (96 * 1024 / std::max(K, 1)) / 4 * 4));
@@ -184,7 +185,7 @@ static void nt_dot(int M, int N, int K, Mat A, Mat B, float* C, int64_t ldc) {
 static bool will_pack(int M, int N, int K, Mat A, Mat B) {
   if (M <= 0 || N <= 0 || K <= 0) return false;
   if (M <= 4 && (B.cs == 1 || B.rs == 1)) return false;
-  if (B.rs == 1 && A.cs == 1 && M > 4 && M <= 512 && K >= 256) return false;
+  if (B.rs == 1 && A.cs == 1 && M > 4 && M <= 64 && K >= 256) return false;
   if (N <= 4 && (A.cs == 1 || A.rs == 1)) return false;
   return true;
 }
@@ -222,7 +223,7 @@ static void gemm_serial(int M, int N, int K, Mat A, Mat B, float* C, int64_t ldc
     epilogue_block(C, ldc, M, N, 0, ep);
     return;
   }
-  if (B.rs == 1 && A.cs == 1 && M > 4 && M <= 512 && K >= 256) {
+  if (B.rs == 1 && A.cs == 1 && M > 4 && M <= 64 && K >= 256) {
     nt_dot(M, N, K, A, B, C, ldc);
     epilogue_block(C, ldc, M, N, 0, ep);
     return;

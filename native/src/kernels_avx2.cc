@@ -169,6 +169,42 @@ static inline void dot4x3(const float* a, int64_t lda, int mb, const float* w, i
     }
 }
 
+// dst[k * 16 + c] = b[c * cs + k] for c < 16, k < kc: one packed sliver from 16 rows of a transposed B,
+// moved 8 x 8 at a time through registers (the scalar gather made the packed path slower than dot products).
+static inline void pack16_transposed(const float* b, int64_t cs, int kc, float* dst) {
+  int k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    for (int half = 0; half < 2; half++) {
+      const float* src = b + half * 8 * cs + k;
+      __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + cs), r2 = _mm256_loadu_ps(src + 2 * cs), r3 = _mm256_loadu_ps(src + 3 * cs);
+      __m256 r4 = _mm256_loadu_ps(src + 4 * cs), r5 = _mm256_loadu_ps(src + 5 * cs), r6 = _mm256_loadu_ps(src + 6 * cs), r7 = _mm256_loadu_ps(src + 7 * cs);
+      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+      const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5), t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+      const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE), s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE), s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
+      r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
+      r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
+      r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
+      r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
+      r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
+      r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
+      r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+      float* d = dst + k * 16 + half * 8;
+      _mm256_storeu_ps(d, r0);
+      _mm256_storeu_ps(d + 16, r1);
+      _mm256_storeu_ps(d + 32, r2);
+      _mm256_storeu_ps(d + 48, r3);
+      _mm256_storeu_ps(d + 64, r4);
+      _mm256_storeu_ps(d + 80, r5);
+      _mm256_storeu_ps(d + 96, r6);
+      _mm256_storeu_ps(d + 112, r7);
+    }
+  }
+  for (; k < kc; k++)
+    for (int c = 0; c < 16; c++) dst[k * 16 + c] = b[c * cs + k];
+}
+
 #include "gemm_impl.h"
 
 // exp(x) for a vector (Cephes expf: range reduction by ln 2, degree-6 polynomial), about 1 ulp.

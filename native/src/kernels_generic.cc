@@ -63,6 +63,12 @@ static inline void dot4x3(const float* a, int64_t lda, int mb, const float* w, i
     for (int j = 0; j < nb; j++) out[i][j] = dot(a + i * lda, w + j * ldw, K);
 }
 
+// dst[k * 16 + c] = b[c * cs + k] for c < 16, k < kc: one packed sliver from 16 rows of a transposed B.
+static inline void pack16_transposed(const float* b, int64_t cs, int kc, float* dst) {
+  for (int c = 0; c < 16; c++)
+    for (int k = 0; k < kc; k++) dst[k * 16 + c] = b[c * cs + k];
+}
+
 #include "gemm_impl.h"
 
 static void tanh_array(const float* x, float* out, int64_t n) {

@@ -54,7 +54,7 @@ interface Case { a: number[]; b: number[]; ta: boolean; tb: boolean }
 /** Random cases: every transpose over odd sizes, batches, broadcasts, and empty dimensions. */
 function cases(): Case[] {
   const out: Case[] = [];
-  const sizes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [3, 1, 9], [5, 3, 1], [6, 16, 33], [7, 17, 300], [130, 70, 41], [2, 300, 4], [64, 1, 700], [4, 50, 260]];
+  const sizes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [3, 1, 9], [5, 3, 1], [6, 16, 33], [7, 17, 300], [130, 70, 41], [2, 300, 4], [64, 1, 700], [4, 50, 260], [100, 40, 300]];
   for (const [m, n, k] of sizes) {
     for (const ta of [false, true]) {
       for (const tb of [false, true]) {
