@@ -6,7 +6,8 @@
  *
  * Engines run in alternation for --rounds rounds (default 2: ours, ONNX Runtime, PyTorch, ours, …) and each
  * figure is the best of its rounds, so a burst of other work on the machine hits every engine alike rather
- * than one; every round's figures are kept in the JSON.
+ * than one; every round's figures are kept in the JSON. Beside the ratio of the best figures, `paired` is the
+ * median over rounds of the ratio within each round.
  *
  * Options: --threads N (default 2), --tokens N (decode steps, 16), --train-batch N (4), --rounds N (2),
  * --skip plain,ort,torch,numpy,train (leave parts out), --small (2 layers, a quick check).
@@ -174,16 +175,31 @@ const torch = skip.has('torch') ? undefined : bestOf(torchRuns);
 const plain = skip.has('plain') ? undefined : ours(false);
 const np = skip.has('numpy') ? undefined : numpy();
 
-const rows: [string, number | undefined, number | undefined, string, number | undefined, string][] = [
-  ['greedy decode, ms/token', num(fast, 'decode_ms_per_token'), num(plain, 'decode_ms_per_token'), 'ONNX Runtime', num(onnx, 'decode_ms_per_token'), '<= 1.0'],
-  ['prefill 128 tokens, ms', num(fast, 'prefill_128_ms'), num(plain, 'prefill_128_ms'), 'ONNX Runtime', num(onnx, 'prefill_128_ms'), '<= 1.2'],
-  ['prefill 128 tokens, ms', num(fast, 'prefill_128_ms'), num(plain, 'prefill_128_ms'), 'PyTorch', num(torch, 'prefill_128_ms'), '<= 1.0'],
-  ['greedy decode, ms/token', num(fast, 'decode_ms_per_token'), num(plain, 'decode_ms_per_token'), 'PyTorch', num(torch, 'decode_ms_per_token'), '(info)'],
-  [`train step ${trainBatch}x128, ms`, num(fast, 'train_step_ms'), num(plain, 'train_step_ms'), 'PyTorch', num(torch, 'train_step_ms'), '<= 1.5'],
-  ['matmul 512x768x3072, GFLOP/s', num(fast, 'matmul_gflops_512x768x3072'), num(plain, 'matmul_gflops_512x768x3072'), 'numpy', num(np, 'gflops_512x768x3072'), '>= 0.7'],
-  ['matmul 1024^3, GFLOP/s', num(fast, 'matmul_gflops_1024x1024x1024'), num(plain, 'matmul_gflops_1024x1024x1024'), 'numpy', num(np, 'gflops_1024x1024x1024'), '(info)'],
+/**
+ * Median over rounds of ours / baseline within the same round: the two ran minutes apart at most, so slow
+ * changes in the load of the shared machine cancel, where the best-of ratio pairs figures from different rounds.
+ */
+function pairedRatio(key: string, baseRuns: Json[] | undefined): number | undefined {
+  if (!baseRuns) return undefined;
+  const rs = fastRuns.map((o, i) => ratio(num(o, key), num(baseRuns[i], key))).filter((x): x is number => x !== undefined).sort((x, y) => x - y);
+  if (!rs.length) return undefined;
+  const mid = Math.floor(rs.length / 2);
+  return rs.length % 2 ? rs[mid] : Math.round(((rs[mid - 1] + rs[mid]) / 2) * 100) / 100;
+}
+
+const rows: [string, string, Json | undefined, Json[] | undefined, string, string][] = [
+  ['greedy decode, ms/token', 'decode_ms_per_token', onnx, onnxRuns, 'ONNX Runtime', '<= 1.0'],
+  ['prefill 128 tokens, ms', 'prefill_128_ms', onnx, onnxRuns, 'ONNX Runtime', '<= 1.2'],
+  ['prefill 128 tokens, ms', 'prefill_128_ms', torch, torchRuns, 'PyTorch', '<= 1.0'],
+  ['greedy decode, ms/token', 'decode_ms_per_token', torch, torchRuns, 'PyTorch', '(info)'],
+  [`train step ${trainBatch}x128, ms`, 'train_step_ms', torch, torchRuns, 'PyTorch', '<= 1.5'],
+  ['matmul 512x768x3072, GFLOP/s', 'matmul_gflops_512x768x3072', np && { ...np, matmul_gflops_512x768x3072: np.gflops_512x768x3072 }, undefined, 'numpy', '>= 0.7'],
+  ['matmul 1024^3, GFLOP/s', 'matmul_gflops_1024x1024x1024', np && { ...np, matmul_gflops_1024x1024x1024: np.gflops_1024x1024x1024 }, undefined, 'numpy', '(info)'],
 ];
-const table = rows.map(([what, f, p, base, b, goal]) => ({ what, ours: f, ours_plain_wasm: p, baseline: base, baseline_value: b, ratio: ratio(f, b), ratio_plain_wasm: ratio(p, b), goal }));
+const table = rows.map(([what, key, base, baseRuns, name, goal]) => {
+  const [f, p, b] = [num(fast, key), num(plain, key), num(base, key)];
+  return { what, ours: f, ours_plain_wasm: p, baseline: name, baseline_value: b, ratio: ratio(f, b), ratio_paired_median: pairedRatio(key, base && baseRuns), ratio_plain_wasm: ratio(p, b), goal };
+});
 const result = {
   machine: { ...machine, loadavg_after: loadavg().map((x) => Math.round(x * 100) / 100) },
   threads: Number(threads),
@@ -194,8 +210,8 @@ const result = {
 };
 
 const fmt = (x: number | undefined) => (x === undefined ? '—' : String(x));
-const head = ['what', 'ours', 'plain wasm', 'baseline', 'ratio', 'ratio (plain)', 'goal'];
-const body = table.map((r) => [r.what, fmt(r.ours), fmt(r.ours_plain_wasm), `${r.baseline} ${fmt(r.baseline_value)}`, fmt(r.ratio), fmt(r.ratio_plain_wasm), r.goal]);
+const head = ['what', 'ours', 'plain wasm', 'baseline', 'ratio', 'paired', 'ratio (plain)', 'goal'];
+const body = table.map((r) => [r.what, fmt(r.ours), fmt(r.ours_plain_wasm), `${r.baseline} ${fmt(r.baseline_value)}`, fmt(r.ratio), fmt(r.ratio_paired_median), fmt(r.ratio_plain_wasm), r.goal]);
 const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
 const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ');
 log('');
