@@ -4,12 +4,12 @@
  * transpose at load; the LM head is the token embedding itself (tied), registered once.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedPreLNBlock, type PreLNBlockWeights } from '../../backend/fused.js';
+import { fusedPreLNBlock, geluTanh, type PreLNBlockWeights } from '../../backend/fused.js';
 import { tidy } from '../../backend/memory.js';
 import { Rng } from '../../backend/rng.js';
 import { ShapeError } from '../../errors.js';
 import { attendPackedWithCache, attentionBias, cacheLength, type KVCache, type LayerKV } from '../../nn/attention.js';
-import { activation, Conv1D, dropout, Embedding, LayerNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
+import { ACTIVATIONS, activation, Conv1D, dropout, Embedding, LayerNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
 import { checkKvDelta, idsTensor, runDecoderLayers } from '../common.js';
 import { PreTrainedModel } from '../pretrained_model.js';
@@ -60,9 +60,6 @@ class GPT2MLP extends Module {
   }
 }
 
-/** The activation names that are GELU's tanh form (what the fused block computes). */
-const TANH_GELU = new Set(['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast']);
-
 class GPT2Block extends Module {
   readonly ln_1: LayerNorm;
   readonly attn: GPT2Attention;
@@ -87,7 +84,8 @@ class GPT2Block extends Module {
   /** The whole block as one native kernel (inference with the tanh GELU, no LoRA), or undefined. */
   private fused(x: tf.Tensor, past: LayerKV | undefined, bias: tf.Tensor | undefined): [tf.Tensor, LayerKV] | undefined {
     const { attn, mlp } = this;
-    if (!TANH_GELU.has(this.cfg.activation_function) || attn.c_attn.delta || attn.c_proj.delta || mlp.c_fc.delta || mlp.c_proj.delta) return undefined;
+    // The kernel computes GELU's tanh form: only for the activation names that map to it.
+    if (ACTIVATIONS[this.cfg.activation_function] !== geluTanh || attn.c_attn.delta || attn.c_proj.delta || mlp.c_fc.delta || mlp.c_proj.delta) return undefined;
     const w = {
       ln1: [this.ln_1.weight, this.ln_1.bias], attn: [attn.c_attn.weight, attn.c_attn.bias], proj: [attn.c_proj.weight, attn.c_proj.bias],
       ln2: [this.ln_2.weight, this.ln_2.bias], fc: [mlp.c_fc.weight, mlp.c_fc.bias], fcProj: [mlp.c_proj.weight, mlp.c_proj.bias],
