@@ -152,30 +152,33 @@ test('bad input: ids outside the vocabulary, too long, mask of the wrong shape, 
 // Without the addon both paths are the composed ops (covered above).
 const nativeSkip = loadAddon().addon ? false : 'native addon not available';
 
-test('the one-kernel block (inference, native kernels) equals the separate kernels bit for bit, and is not used under a gradient tape or with LoRA', { skip: nativeSkip }, async () => {
-  const m = new GPT2LMHeadModel({ ...cfg, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 }, 5);
-  const ids = [[3, 14, 15, 9, 26], [0, 0, 7, 9, 3]];
-  const mask = [[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]];
-  const kernelsOf = async (f: () => tf.TensorContainer) => (await tf.profile(f)).kernelNames;
-  for (const attentionMask of [undefined, mask]) {
-    // training: true with every dropout rate 0 runs the separate ops (the block is inference only).
-    const separate = m.forward(ids, { attentionMask, training: true });
-    const fused = m.forward(ids, { attentionMask });
-    assert.deepEqual(fused.logits.dataSync(), separate.logits.dataSync());
-    assert.deepEqual(fused.cache[1].key.dataSync(), separate.cache[1].key.dataSync());
-    const next = [[4], [5]];
-    const mask2 = attentionMask && attentionMask.map((r) => [...r, 1]);
-    const step = m.forward(next, { cache: fused.cache, attentionMask: mask2 });
-    const stepSeparate = m.forward(next, { cache: separate.cache, attentionMask: mask2, training: true });
-    assert.deepEqual(step.logits.dataSync(), stepSeparate.logits.dataSync());
-    assert.deepEqual(step.cache[0].value.dataSync(), stepSeparate.cache[0].value.dataSync());
-    disposeAll([separate, fused, step, stepSeparate]);
+test('the one-kernel block (inference, native kernels, wasm and cpu) equals the separate kernels bit for bit, and is not used under a gradient tape or with LoRA', { skip: nativeSkip }, async () => {
+  for (const backend of ['cpu', 'wasm'] as const) {
+    await initBackend({ backend });
+    const m = new GPT2LMHeadModel({ ...cfg, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 }, 5);
+    const ids = [[3, 14, 15, 9, 26], [0, 0, 7, 9, 3]];
+    const mask = [[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]];
+    const kernelsOf = async (f: () => tf.TensorContainer) => (await tf.profile(f)).kernelNames;
+    for (const attentionMask of [undefined, mask]) {
+      // training: true with every dropout rate 0 runs the separate ops (the block is inference only).
+      const separate = m.forward(ids, { attentionMask, training: true });
+      const fused = m.forward(ids, { attentionMask });
+      assert.deepEqual(fused.logits.dataSync(), separate.logits.dataSync());
+      assert.deepEqual(fused.cache[1].key.dataSync(), separate.cache[1].key.dataSync());
+      const next = [[4], [5]];
+      const mask2 = attentionMask && attentionMask.map((r) => [...r, 1]);
+      const step = m.forward(next, { cache: fused.cache, attentionMask: mask2 });
+      const stepSeparate = m.forward(next, { cache: separate.cache, attentionMask: mask2, training: true });
+      assert.deepEqual(step.logits.dataSync(), stepSeparate.logits.dataSync());
+      assert.deepEqual(step.cache[0].value.dataSync(), stepSeparate.cache[0].value.dataSync());
+      disposeAll([separate, fused, step, stepSeparate]);
+    }
+    assert.ok((await kernelsOf(() => m.forward(ids).logits)).includes('MakemostPreLNBlock'));
+    const underTape = await kernelsOf(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(m.forward(ids).logits, x)))(tf.ones([2, 5, 61])));
+    assert.ok(!underTape.includes('MakemostPreLNBlock') && underTape.includes('MakemostAttentionPacked'));
+    m.transformer.h.items[0].mlp.c_fc.delta = (x) => tf.zeros([x.shape[0], 128]);
+    const withLora = await kernelsOf(() => m.forward(ids).logits);
+    assert.equal(withLora.filter((k) => k === 'MakemostPreLNBlock').length, 1, 'the block with a LoRA delta runs as separate ops');
+    m.dispose();
   }
-  assert.ok((await kernelsOf(() => m.forward(ids).logits)).includes('MakemostPreLNBlock'));
-  const underTape = await kernelsOf(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(m.forward(ids).logits, x)))(tf.ones([2, 5, 61])));
-  assert.ok(!underTape.includes('MakemostPreLNBlock') && underTape.includes('MakemostAttentionPacked'));
-  m.transformer.h.items[0].mlp.c_fc.delta = (x) => tf.zeros([x.shape[0], 128]);
-  const withLora = await kernelsOf(() => m.forward(ids).logits);
-  assert.equal(withLora.filter((k) => k === 'MakemostPreLNBlock').length, 1, 'the block with a LoRA delta runs as separate ops');
-  m.dispose();
 });
