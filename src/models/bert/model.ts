@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { tidy } from '../../backend/memory.js';
 import { Rng } from '../../backend/rng.js';
 import { ConfigError, ShapeError } from '../../errors.js';
-import { attentionBias, mergeHeads, scaledDotProductAttention, splitHeads } from '../../nn/attention.js';
+import { attendWithCache, attentionBias, splitHeads } from '../../nn/attention.js';
 import { activation, dropout, Embedding, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
 import { idsTensor } from '../common.js';
@@ -103,7 +103,8 @@ export class BertSelfAttention extends Module {
       const H = this.cfg.num_attention_heads;
       const [q, k, v] = [this.query, this.key, this.value].map((p) => splitHeads(p.forward(x), H, this.headDim));
       const scale = 1 / Math.sqrt(this.headDim);
-      return mergeHeads(scaledDotProductAttention(q, k, v, bias, scale, { rate: this.cfg.attention_probs_dropout_prob, ...ctx }));
+      // One native kernel when available (the "cache" it also returns, k and v themselves, is dropped).
+      return attendWithCache(q, k, v, undefined, bias, scale, { rate: this.cfg.attention_probs_dropout_prob, ...ctx })[0];
     });
   }
 }
