@@ -96,6 +96,12 @@ static void dropout_range(const float* x, const float* u, float* y, float keep, 
 constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float kGeluA = 0.044715f;
 
+// t[j] = tanh(c (x[j] + a x[j]^3)) for j < n: the inner part of both GELU directions.
+static void gelu_tanh_inner(const float* x, float* t, int n) {
+  for (int j = 0; j < n; j++) t[j] = (x[j] + x[j] * x[j] * x[j] * kGeluA) * kGeluC;
+  tanh_array(t, t, n);
+}
+
 // y = 0.5 x (1 + tanh(c (x + a x^3))), HF's gelu_new.
 static void gelu_fwd_range(const float* x, float* y, int64_t s, int64_t e) {
   constexpr int B = 1024;
@@ -103,8 +109,7 @@ static void gelu_fwd_range(const float* x, float* y, int64_t s, int64_t e) {
   for (int64_t i0 = s; i0 < e; i0 += B) {
     const int n = static_cast<int>(std::min<int64_t>(B, e - i0));
     const float* xs = x + i0;
-    for (int j = 0; j < n; j++) t[j] = (xs[j] + xs[j] * xs[j] * xs[j] * kGeluA) * kGeluC;
-    tanh_array(t, t, n);
+    gelu_tanh_inner(xs, t, n);
     for (int j = 0; j < n; j++) y[i0 + j] = xs[j] * 0.5f * (1.f + t[j]);
   }
 }
@@ -116,8 +121,7 @@ static void gelu_bwd_range(const float* x, const float* dy, float* dx, int64_t s
   for (int64_t i0 = s; i0 < e; i0 += B) {
     const int n = static_cast<int>(std::min<int64_t>(B, e - i0));
     const float* xs = x + i0;
-    for (int j = 0; j < n; j++) t[j] = (xs[j] + xs[j] * xs[j] * xs[j] * kGeluA) * kGeluC;
-    tanh_array(t, t, n);
+    gelu_tanh_inner(xs, t, n);
     for (int j = 0; j < n; j++) {
       const float xv = xs[j], tv = t[j];
       const float inner = kGeluC * (1.f + 3.f * kGeluA * xv * xv);

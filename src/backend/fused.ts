@@ -106,6 +106,11 @@ export function fusedAttentionAvailable(): boolean {
   return kernelHere(FUSED.attention);
 }
 
+/** Whether an additive attention bias is absent or float32 [1 or B, 1, T, L], as the attention kernels take it. */
+function biasFits(bias: tf.Tensor | undefined, B: number, T: number, L: number): boolean {
+  return !bias || (bias.dtype === 'float32' && bias.rank === 4 && (bias.shape[0] === 1 || bias.shape[0] === B) && bias.shape[1] === 1 && bias.shape[2] === T && bias.shape[3] === L);
+}
+
 /**
  * One layer's attention with its cache as one kernel: the T new keys and values appended to the S
  * cached ones, then softmax(scale · q kᵀ + bias) v with grouped-query heads (query head h reads
@@ -124,7 +129,7 @@ export function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, pastK: 
   const fits = (t: tf.Tensor | undefined, shape: number[]) => !t || (t.dtype === 'float32' && tf.util.arraysEqual(t.shape, shape));
   const ok = [q, k, v].every((t) => t.dtype === 'float32') && Hkv > 0 && H % Hkv === 0 && fits(k, kvShape) && fits(v, kvShape) &&
     !pastK === !pastV && fits(pastK, [B, Hkv, S, Dh]) && fits(pastV, [B, Hkv, S, Dh]) &&
-    (!bias || (bias.dtype === 'float32' && bias.rank === 4 && (bias.shape[0] === 1 || bias.shape[0] === B) && bias.shape[1] === 1 && bias.shape[2] === T && bias.shape[3] === S + T));
+    biasFits(bias, B, T, S + T);
   if (!ok) return undefined;
   // Without a bias, q stands in for it (hasBias false), so that the gradient can always save one.
   const inputs: tf.NamedTensorMap = { q, k, v, bias: bias ?? q };
@@ -144,7 +149,7 @@ export function fusedAttentionPacked(qkv: tf.Tensor, heads: number, kvHeads: num
   const S = pastK ? (pastK.shape[2] as number) : 0;
   const fits = (t: tf.Tensor | undefined) => !t || (t.dtype === 'float32' && tf.util.arraysEqual(t.shape, [B, kvHeads, S, Dh]));
   const ok = Number.isInteger(Dh) && !pastK === !pastV && fits(pastK) && fits(pastV) &&
-    (!bias || (bias.dtype === 'float32' && bias.rank === 4 && (bias.shape[0] === 1 || bias.shape[0] === B) && bias.shape[1] === 1 && bias.shape[2] === T && bias.shape[3] === S + T));
+    biasFits(bias, B, T, S + T);
   if (!ok) return undefined;
   const inputs: tf.NamedTensorMap = { qkv, bias: bias ?? qkv };
   if (pastK && pastV) Object.assign(inputs, { pastK, pastV });
@@ -161,7 +166,8 @@ export interface PreLNBlockWeights {
   fcProj: [tf.Tensor, tf.Tensor];
 }
 
-const BLOCK_INPUTS = ['ln1W', 'ln1B', 'attnW', 'attnB', 'projW', 'projB', 'ln2W', 'ln2B', 'fcW', 'fcB', 'fcProjW', 'fcProjB'] as const;
+/** The block kernel's weight inputs, in the order the addon takes them. */
+export const BLOCK_INPUTS = ['ln1W', 'ln1B', 'attnW', 'attnB', 'projW', 'projB', 'ln2W', 'ln2B', 'fcW', 'fcB', 'fcProjW', 'fcProjB'] as const;
 
 /**
  * A whole pre-LayerNorm block (GPT-2's: h = x + proj(attention(ln_1 x)), y = h + fc_proj(gelu_tanh(fc(ln_2 h))))
@@ -184,7 +190,7 @@ export function fusedPreLNBlock(x: tf.Tensor, w: PreLNBlockWeights, heads: numbe
   const kv = (t: tf.Tensor | undefined) => !t || (t.dtype === 'float32' && tf.util.arraysEqual(t.shape, [B, heads, S, Dh]));
   const ok = T >= 1 && Number.isInteger(Dh) && shapes.every(([t, s]) => t.dtype === 'float32' && tf.util.arraysEqual(t.shape, s)) &&
     !pastK === !pastV && kv(pastK) && kv(pastV) &&
-    (!bias || (bias.dtype === 'float32' && bias.rank === 4 && (bias.shape[0] === 1 || bias.shape[0] === B) && bias.shape[1] === 1 && bias.shape[2] === T && bias.shape[3] === S + T));
+    biasFits(bias, B, T, S + T);
   if (!ok) return undefined;
   const inputs: tf.NamedTensorMap = { x };
   BLOCK_INPUTS.forEach((name, i) => (inputs[name] = shapes[i][0]));

@@ -4,7 +4,7 @@
  * dtypes and ranks before calling, so these kernels see float32 (int32 targets) only.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { FUSED } from '../fused.js';
+import { BLOCK_INPUTS, FUSED } from '../fused.js';
 import type { Access } from './access.js';
 import type { NativeAddon } from './addon.js';
 import { runMatMul } from './matmul.js';
@@ -144,7 +144,7 @@ const preLNBlock: Make = (addon, access) => ((args: KernelArgs) => {
   const key = acc.alloc([B, heads, S + T, D / heads]);
   const value = acc.alloc([B, heads, S + T, D / heads]);
   const opt = (t: tf.TensorInfo | undefined): [Float32Array | null, number] => (t ? acc.view(t) : [null, 0]);
-  const weights = ['ln1W', 'ln1B', 'attnW', 'attnB', 'projW', 'projB', 'ln2W', 'ln2B', 'fcW', 'fcB', 'fcProjW', 'fcProjB'].flatMap((n) => acc.view(ins[n]!));
+  const weights = BLOCK_INPUTS.flatMap((n) => acc.view(ins[n]!));
   addon.preLnBlock(...acc.view(x), ...acc.view(y), ...weights, ...opt(ins.pastK), ...opt(ins.pastV), ...opt(ins.bias), ...acc.view(key), ...acc.view(value),
     B, T, S, D, heads, inner, eps, scale, ins.bias ? ins.bias.shape[0] : 1);
   return [y, key, value];
