@@ -8,6 +8,7 @@
 //   dot(a, b, n)                               sum a[i] * b[i]
 //   axpy(y, a, x, n)                           y[i] += a * x[i]
 //   axpy4(y, a0..a3, x0..x3, n)                y[i] += a0 x0[i] + a1 x1[i] + a2 x2[i] + a3 x3[i]
+//   axpy8(y, a, x, rs, n)                      y[i] += sum_u a[u] x[u*rs + i], u < 8 (two partial sums)
 //   dot4(a, w0..w3, n, out)                    out[u] = dot(a, wu, n)
 //   dot4x3(a, lda, mb, w, ldw, nb, K, out)     out[i][j] = dot(a + i*lda, w + j*ldw, K), i < mb <= 4, j < nb <= 3
 //   pack16_transposed(b, cs, kc, dst)          dst[k*16 + c] = b[c*cs + k], c < 16, k < kc
@@ -106,10 +107,18 @@ static const float* contiguous_rows(int m, int K, Mat A, std::unique_ptr<float, 
 }
 
 // C = A·B for m <= 4 rows when B's rows are contiguous (B(k, j) = p[k * rs + j]). C's rows are the
-// accumulators; B is streamed once, whole rows at a time, four rows per pass over C.
+// accumulators; B is streamed once, whole rows at a time, eight rows per pass over C.
 static void small_m_nn(int m, int N, int K, Mat A, Mat B, float* C, int64_t ldc) {
   for (int i = 0; i < m; i++) std::memset(C + i * ldc, 0, N * sizeof(float));
   int k = 0;
+  float a8[8];
+  for (; k + 8 <= K; k += 8) {
+    const float* b = B.p + k * B.rs;
+    for (int i = 0; i < m; i++) {
+      for (int u = 0; u < 8; u++) a8[u] = A.p[i * A.rs + (k + u) * A.cs];
+      axpy8(C + i * ldc, a8, b, B.rs, N);
+    }
+  }
   for (; k + 4 <= K; k += 4) {
     const float* b = B.p + k * B.rs;
     for (int i = 0; i < m; i++) {

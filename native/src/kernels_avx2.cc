@@ -120,6 +120,31 @@ static inline void axpy4(float* y, float a0, float a1, float a2, float a3, const
   for (; j < n; j++) y[j] = (((y[j] + a0 * x0[j]) + a1 * x1[j]) + a2 * x2[j]) + a3 * x3[j];
 }
 
+// Eight rows of x (rs floats apart) in one pass over y: a load and a store of y per eight streamed
+// rows, and eight read streams in flight (4 rows per pass read W at ~10% less bandwidth).
+static inline void axpy8(float* y, const float* a, const float* x, int64_t rs, int n) {
+  __m256 v[8];
+  for (int u = 0; u < 8; u++) v[u] = _mm256_set1_ps(a[u]);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 lo = _mm256_loadu_ps(y + j);
+    __m256 hi = _mm256_mul_ps(v[4], _mm256_loadu_ps(x + 4 * rs + j));
+    lo = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x + j), lo);
+    hi = _mm256_fmadd_ps(v[5], _mm256_loadu_ps(x + 5 * rs + j), hi);
+    lo = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + rs + j), lo);
+    hi = _mm256_fmadd_ps(v[6], _mm256_loadu_ps(x + 6 * rs + j), hi);
+    lo = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x + 2 * rs + j), lo);
+    hi = _mm256_fmadd_ps(v[7], _mm256_loadu_ps(x + 7 * rs + j), hi);
+    lo = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + 3 * rs + j), lo);
+    _mm256_storeu_ps(y + j, _mm256_add_ps(lo, hi));
+  }
+  for (; j < n; j++) {
+    const float lo = (((y[j] + a[0] * x[j]) + a[1] * x[rs + j]) + a[2] * x[2 * rs + j]) + a[3] * x[3 * rs + j];
+    const float hi = ((a[4] * x[4 * rs + j] + a[5] * x[5 * rs + j]) + a[6] * x[6 * rs + j]) + a[7] * x[7 * rs + j];
+    y[j] = lo + hi;
+  }
+}
+
 static inline void dot4(const float* a, const float* w0, const float* w1, const float* w2, const float* w3, int n, float out[4]) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
   int k = 0;

@@ -51,6 +51,14 @@ static inline void axpy4(float* y, float a0, float a1, float a2, float a3, const
   for (int j = 0; j < n; j++) y[j] = (((y[j] + a0 * x0[j]) + a1 * x1[j]) + a2 * x2[j]) + a3 * x3[j];
 }
 
+static inline void axpy8(float* y, const float* a, const float* x, int64_t rs, int n) {
+  for (int j = 0; j < n; j++) {
+    const float lo = (((y[j] + a[0] * x[j]) + a[1] * x[rs + j]) + a[2] * x[2 * rs + j]) + a[3] * x[3 * rs + j];
+    const float hi = ((a[4] * x[4 * rs + j] + a[5] * x[5 * rs + j]) + a[6] * x[6 * rs + j]) + a[7] * x[7 * rs + j];
+    y[j] = lo + hi;
+  }
+}
+
 static inline void dot4(const float* a, const float* w0, const float* w1, const float* w2, const float* w3, int n, float out[4]) {
   out[0] = dot(a, w0, n);
   out[1] = dot(a, w1, n);

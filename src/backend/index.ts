@@ -68,7 +68,7 @@ async function configureNative(opts: BackendOptions): Promise<void> {
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
     throw new UnsupportedError(`threads must be a positive integer, got ${threads}`, 'set MAKEMOST_THREADS (or the threads option) to 1, 2, …');
   }
-  nativeModule.enableNativeKernels({ threads });
+  nativeModule.enableNativeKernels({ threads, hugePages: env('MAKEMOST_HUGE_PAGES') !== '0' });
 }
 
 /**

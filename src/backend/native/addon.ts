@@ -40,6 +40,8 @@ export interface NativeAddon {
   ): void;
   info(): { isa: string; threads: number; workerTasks: number; kernelSeconds: number; kernelCalls: number };
   setThreads(n: number): void;
+  /** madvise(MADV_HUGEPAGE) over `bytes` from the start of the array's buffer: 0, or an errno (-1 off Linux). */
+  adviseHugePages(array: Float32Array, bytes: number): number;
 }
 
 /** The addon, or why it is not available. */

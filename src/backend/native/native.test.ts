@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../index.js';
@@ -51,10 +52,10 @@ const rand = (shape: number[]) => tf.tensor(rng.normalArray(shape.reduce((p, d) 
 
 interface Case { a: number[]; b: number[]; ta: boolean; tb: boolean }
 
-/** Random cases: every transpose over odd sizes, batches, broadcasts, and empty dimensions. */
+/** Random cases: every transpose over odd sizes, batches, broadcasts, and empty dimensions ([2, 37, 700]: decoding's K-banded x·W, bands of 70 rows = 8-row, 4-row and single-row passes). */
 function cases(): Case[] {
   const out: Case[] = [];
-  const sizes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [3, 1, 9], [5, 3, 1], [6, 16, 33], [7, 17, 300], [130, 70, 41], [2, 300, 4], [64, 1, 700], [4, 50, 260], [100, 40, 300]];
+  const sizes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [3, 1, 9], [5, 3, 1], [6, 16, 33], [7, 17, 300], [130, 70, 41], [2, 300, 4], [64, 1, 700], [4, 50, 260], [100, 40, 300], [2, 37, 700]];
   for (const [m, n, k] of sizes) {
     for (const ta of [false, true]) {
       for (const tb of [false, true]) {
@@ -231,4 +232,23 @@ test('nativeKernelsInfo reports the kernels and the switch-off', { skip }, async
   assert.equal(nativeKernelsInfo().enabled, false);
   await initBackend({ backend: 'wasm', native: true });
   assert.equal(nativeKernelsInfo().enabled, true);
+});
+
+test('the wasm heap is advised for huge pages where Linux has them, and not with MAKEMOST_HUGE_PAGES=0', { skip }, async () => {
+  await initBackend({ backend: 'wasm', native: true });
+  const thp = '/sys/kernel/mm/transparent_hugepage/enabled';
+  const available = process.platform === 'linux' && existsSync(thp) && !readFileSync(thp, 'utf8').includes('[never]');
+  if (available) assert.equal(nativeKernelsInfo().hugePages, true);
+  const addon = loadAddon().addon!;
+  assert.equal(typeof addon.adviseHugePages(new Float32Array(16), 64), 'number');
+  assert.throws(() => addon.adviseHugePages([1, 2] as unknown as Float32Array, 8), /typed array/);
+  const script = `
+    import { initBackend, nativeKernelsInfo } from ${JSON.stringify(new URL('../index.js', import.meta.url).href)};
+    await initBackend({ backend: 'wasm' });
+    process.stdout.write(JSON.stringify(nativeKernelsInfo()));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, MAKEMOST_NATIVE: '1', MAKEMOST_HUGE_PAGES: '0' } });
+  assert.equal(r.status, 0, r.stderr);
+  const off = JSON.parse(r.stdout) as { enabled: boolean; hugePages: boolean };
+  assert.equal(off.enabled, true);
+  assert.equal(off.hugePages, false);
 });

@@ -25,6 +25,8 @@ export interface NativeKernelsInfo {
   kernels: string[];
   /** Why they are off, when they are. */
   reason?: string;
+  /** Whether Linux was asked for transparent huge pages over the wasm heap (see enableNativeKernels). */
+  hugePages?: boolean;
 }
 
 type Factory = (addon: NativeAddon, backendName: string, access: (b: tf.KernelBackend) => Access, fallback: tf.KernelFunc) => tf.KernelFunc;
@@ -52,8 +54,26 @@ function accessGetter(backendName: string): (b: tf.KernelBackend) => Access {
   };
 }
 
-/** Register the native kernels (idempotent). Returns what is now in effect; never throws. */
-export function enableNativeKernels(opts: { threads?: number } = {}): NativeKernelsInfo {
+let hugePages = false;
+
+/**
+ * Ask for transparent huge pages over the wasm heap's whole reservation (once, when the wasm backend is
+ * up): a decoding step streams every weight once, and with 4 KiB pages the page walks cost ~10% of the
+ * memory bandwidth. Memory touched before the call keeps small pages, so this runs before weights load.
+ */
+function adviseHugePages(addon: NativeAddon): void {
+  // The engine's registry holds started backends only (tf.findBackend would start the wasm one).
+  const started = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
+  const wasm = started.wasm as { wasm?: { HEAPF32: Float32Array } } | undefined;
+  if (hugePages || !wasm?.wasm) return;
+  hugePages = addon.adviseHugePages(wasm.wasm.HEAPF32, 4 * 2 ** 30) === 0;
+}
+
+/**
+ * Register the native kernels (idempotent). Returns what is now in effect; never throws.
+ * `hugePages: false` leaves the wasm heap's pages as they are.
+ */
+export function enableNativeKernels(opts: { threads?: number; hugePages?: boolean } = {}): NativeKernelsInfo {
   const loaded = loadAddon();
   if (!loaded.addon) {
     info = { enabled: false, kernels: [], reason: loaded.reason };
@@ -81,8 +101,9 @@ export function enableNativeKernels(opts: { threads?: number } = {}): NativeKern
     }
     info = { enabled: true, kernels, isa: '', threads: 0 };
   }
+  if (opts.hugePages !== false) adviseHugePages(addon);
   const { isa, threads } = addon.info();
-  info = { ...info, isa, threads };
+  info = { ...info, isa, threads, hugePages };
   return info;
 }
 
