@@ -49,8 +49,12 @@ export function prefill(model: CausalLM, prompts: number[][], padId = 0, opts: S
   const mask = prompts.map((p) => [...Array(T - p.length).fill(0), ...Array(p.length).fill(1)]);
   const positions = prompts.map((p) => [...Array(T - p.length).fill(0), ...p.map((_, i) => i)]);
   const padded = prompts.some((p) => p.length < T);
-  const out = model.forward(ids, padded ? { attentionMask: mask, positionIds: positions, returnHidden: opts.hidden } : { returnHidden: opts.hidden });
-  const logits = tidy(() => out.logits.slice([0, T - 1, 0], [-1, 1, -1]).squeeze([1]));
+  // Only the last position's logits are needed (HF generate's logits_to_keep = 1); a model that ignores
+  // the option returns them all, and the last row is taken either way.
+  const common = { returnHidden: opts.hidden, logitsToKeep: 1 };
+  const out = model.forward(ids, padded ? { ...common, attentionMask: mask, positionIds: positions } : common);
+  const kept = out.logits.shape[1] as number;
+  const logits = tidy(() => out.logits.slice([0, kept - 1, 0], [-1, 1, -1]).squeeze([1]));
   const hidden = lastHidden(out.hidden, T - 1);
   out.logits.dispose();
   disposeAll(out.hidden);

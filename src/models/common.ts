@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, ShapeError } from '../errors.js';
 import type { KVCache, LayerKV } from '../nn/attention.js';
+import { matMulWT } from '../nn/layers.js';
 import type { TensorSource } from '../nn/module.js';
 import type { Ids } from './types.js';
 
@@ -157,4 +158,16 @@ export function runDecoderLayers<L>(x: tf.Tensor, layers: L[], step: (layer: L, 
     x = y;
   });
   return { x, cache: next, hidden };
+}
+
+/**
+ * A decoder's LM head: hidden states [B, T, D] against a [V, D] weight (tied embeddings or `lm_head`),
+ * over the last `keep` positions (HF's `logits_to_keep`; 0: all of them) → [B, min(keep, T), V].
+ */
+export function lmHeadLogits(hidden: tf.Tensor, weight: tf.Tensor, keep = 0): tf.Tensor {
+  if (!Number.isInteger(keep) || keep < 0) throw new ShapeError(`logitsToKeep must be a whole number >= 0, got ${keep}`, 'pass 1 for the last position only, or 0 for every position');
+  const [B, T, D] = hidden.shape as number[];
+  const n = keep === 0 ? T : Math.min(keep, T);
+  const kept = n === T ? hidden : hidden.slice([0, T - n, 0], [B, n, D]);
+  return matMulWT(kept.reshape([B * n, D]), weight).reshape([B, n, weight.shape[0]]);
 }

@@ -33,6 +33,12 @@ export interface DecoderForwardOptions extends ForwardCommon {
    * tokens, before attention and before they enter the returned cache: HSO differentiates through them.
    */
   kvDelta?: LayerKV[];
+  /**
+   * HF's `logits_to_keep`: apply the LM head to the last n positions only, so logits are [B, min(n, T), V]
+   * (generation's prefill asks for 1: the head over every prompt position is a quarter of GPT-2-small's
+   * prefill). 0 or unset: every position.
+   */
+  logitsToKeep?: number;
 }
 
 /** Decoder forward result; the caller owns every tensor in it. */

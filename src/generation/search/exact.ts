@@ -223,8 +223,8 @@ export async function emptyModeCheck(model: CausalLM, prompt: number[], eosToken
 /** log p(· | prompt) for the first generated token, as float64 numbers. */
 async function nextLogProbs(model: CausalLM, prompt: number[]): Promise<number[]> {
   const lp = tf.tidy(() => {
-    const out = model.forward([prompt]);
-    return tf.logSoftmax(out.logits.slice([0, prompt.length - 1, 0], [1, 1, -1]).reshape([-1]));
+    const out = model.forward([prompt], { logitsToKeep: 1 });
+    return tf.logSoftmax(out.logits.slice([0, (out.logits.shape[1] as number) - 1, 0], [1, 1, -1]).reshape([-1]));
   });
   try {
     return Array.from(await lp.data());

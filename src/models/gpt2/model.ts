@@ -9,9 +9,9 @@ import { tidy } from '../../backend/memory.js';
 import { Rng } from '../../backend/rng.js';
 import { ShapeError } from '../../errors.js';
 import { attendPackedWithCache, attentionBias, cacheLength, type KVCache, type LayerKV } from '../../nn/attention.js';
-import { ACTIVATIONS, activation, Conv1D, dropout, Embedding, LayerNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
+import { ACTIVATIONS, activation, Conv1D, dropout, Embedding, LayerNorm, type InitOptions } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
-import { checkKvDelta, idsTensor, runDecoderLayers } from '../common.js';
+import { checkKvDelta, idsTensor, lmHeadLogits, runDecoderLayers } from '../common.js';
 import { PreTrainedModel } from '../pretrained_model.js';
 import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../types.js';
 import { gpt2Dims, type GPT2Config } from './config.js';
@@ -165,8 +165,7 @@ export class GPT2LMHeadModel extends PreTrainedModel implements CausalLM {
   forward(inputIds: Ids, opts: DecoderForwardOptions = {}): DecoderOutput {
     return tidy(() => {
       const out = this.transformer.forward(inputIds, opts);
-      const [B, T, D] = out.lastHiddenState.shape as number[];
-      const logits = matMulWT(out.lastHiddenState.reshape([B * T, D]), this.transformer.wte.weight).reshape([B, T, this.config.vocab_size]);
+      const logits = lmHeadLogits(out.lastHiddenState, this.transformer.wte.weight, opts.logitsToKeep);
       return out.hidden ? { logits, cache: out.cache, hidden: out.hidden } : { logits, cache: out.cache };
     });
   }

@@ -9,9 +9,9 @@ import { tidy } from '../../backend/memory.js';
 import { Rng } from '../../backend/rng.js';
 import { ShapeError } from '../../errors.js';
 import { attendWithCache, attentionBias, cacheLength, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
-import { activation, Embedding, Linear, RMSNorm, type InitOptions, matMulWT } from '../../nn/layers.js';
+import { activation, Embedding, Linear, RMSNorm, type InitOptions } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
-import { checkKvDelta, idsTensor, runDecoderLayers } from '../common.js';
+import { checkKvDelta, idsTensor, lmHeadLogits, runDecoderLayers } from '../common.js';
 import { PreTrainedModel } from '../pretrained_model.js';
 import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../types.js';
 import { llamaDims, type LlamaConfig } from './config.js';
@@ -179,8 +179,7 @@ export class LlamaForCausalLM extends PreTrainedModel implements CausalLM {
     return tidy(() => {
       const out = this.model.forward(inputIds, opts);
       const head = this.lm_head ? this.lm_head.weight : this.model.embed_tokens.weight;
-      const [B, T, D] = out.lastHiddenState.shape as number[];
-      const logits = matMulWT(out.lastHiddenState.reshape([B * T, D]), head).reshape([B, T, this.config.vocab_size]);
+      const logits = lmHeadLogits(out.lastHiddenState, head, opts.logitsToKeep);
       return out.hidden ? { logits, cache: out.cache, hidden: out.hidden } : { logits, cache: out.cache };
     });
   }
