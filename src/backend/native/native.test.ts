@@ -52,10 +52,10 @@ const rand = (shape: number[]) => tf.tensor(rng.normalArray(shape.reduce((p, d) 
 
 interface Case { a: number[]; b: number[]; ta: boolean; tb: boolean }
 
-/** Random cases: every transpose over odd sizes, batches, broadcasts, and empty dimensions ([2, 37, 700]: decoding's K-banded x·W, bands of 70 rows = 8-row, 4-row and single-row passes). */
+/** Random cases: every transpose over odd sizes, batches, broadcasts, and empty dimensions ([2, 37, 700]: decoding's K-banded x·W, bands of 70 rows = 8-row, 4-row and single-row passes; M = 128, 9, 11: last slivers of 2, 3 and 5 rows). */
 function cases(): Case[] {
   const out: Case[] = [];
-  const sizes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [3, 1, 9], [5, 3, 1], [6, 16, 33], [7, 17, 300], [130, 70, 41], [2, 300, 4], [64, 1, 700], [4, 50, 260], [100, 40, 300], [2, 37, 700]];
+  const sizes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [3, 1, 9], [5, 3, 1], [6, 16, 33], [7, 17, 300], [130, 70, 41], [2, 300, 4], [64, 1, 700], [4, 50, 260], [100, 40, 300], [2, 37, 700], [128, 20, 70], [9, 40, 50], [11, 33, 17]];
   for (const [m, n, k] of sizes) {
     for (const ta of [false, true]) {
       for (const tb of [false, true]) {
