@@ -24,34 +24,7 @@
 
 namespace {
 
-const mm::KernelSet* g_kernels = nullptr;
-
-// Time spent inside kernels and their number, for info(): how much of a model step is native work
-// and how much is JavaScript around it.
-double g_kernel_seconds = 0;
-double g_kernel_calls = 0;
-
-struct Timed {
-  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
-  ~Timed() {
-    g_kernel_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    g_kernel_calls += 1;
-  }
-};
-
-const mm::KernelSet& kernels() {
-  if (!g_kernels) {
-    const char* isa = std::getenv("MAKEMOST_NATIVE_ISA");
-    g_kernels = &mm::select_kernels(isa && std::string(isa) == "generic");
-  }
-  return *g_kernels;
-}
-
-napi_value undefined(napi_env env) {
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
-}
+using namespace mmnapi;
 
 // matmul(a, aOff, b, bOff, out, outOff, batch, M, N, K, transA, transB, aBatchStride, bBatchStride,
 //        aIndex|null, bIndex|null, bias|null, biasOff, act, alpha)
@@ -243,111 +216,55 @@ napi_value Dropout(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// attention(q, o, k, o, v, o, pastK|null, o, pastV|null, o, bias|null, o, key, o, value, o, out, o,
-//           B, H, Hkv, T, S, Dh, biasBatch, scale, packed): see mm::AttentionJob; biasBatch is the bias's
-//           batch size (1 broadcasts, B) and is ignored without a bias; packed: q is [B, T, (H + 2 Hkv)·Dh].
-napi_value Attention(napi_env env, napi_callback_info info) {
+// rmsNorm(x, o, w, o, y, o, rows, D, eps): y = x · rsqrt(mean(x²) + eps) · w over rows of D.
+napi_value RmsNorm(napi_env env, napi_callback_info info) {
   Args g(env, info);
-  mm::AttentionJob j;
-  j.B = static_cast<int>(g.i64(18));
-  j.H = static_cast<int>(g.i64(19));
-  j.Hkv = static_cast<int>(g.i64(20));
-  j.T = static_cast<int>(g.i64(21));
-  j.S = static_cast<int>(g.i64(22));
-  j.Dh = static_cast<int>(g.i64(23));
-  const int64_t bias_batch = g.i64(24);
-  j.scale = static_cast<float>(g.num(25));
-  j.packed = g.flag(26);
+  const int64_t rows = g.i64(6), D = g.i64(7);
+  const float eps = static_cast<float>(g.num(8));
   if (g.failed) return nullptr;
-  if (j.B < 0 || j.H <= 0 || j.Hkv <= 0 || j.H % j.Hkv != 0 || j.T < 0 || j.S < 0 || j.Dh < 0) {
-    g.fail("attention: bad sizes (H must be a positive multiple of Hkv, the others non-negative)");
+  if (rows < 0 || D <= 0) {
+    g.fail("rmsNorm: bad sizes");
     return nullptr;
   }
-  const int64_t L = static_cast<int64_t>(j.S) + j.T;
-  const int64_t kvNew = static_cast<int64_t>(j.B) * j.Hkv * j.T * j.Dh, kvPast = static_cast<int64_t>(j.B) * j.Hkv * j.S * j.Dh;
-  if (j.packed) {
-    j.q = g.f32(0, static_cast<int64_t>(j.B) * j.T * (j.H + 2 * j.Hkv) * j.Dh);
-  } else {
-    j.q = g.f32(0, static_cast<int64_t>(j.B) * j.H * j.T * j.Dh);
-    j.k = g.f32(2, kvNew);
-    j.v = g.f32(4, kvNew);
-  }
-  if (j.S > 0) {
-    j.past_k = g.f32(6, kvPast);
-    j.past_v = g.f32(8, kvPast);
-  }
-  if (!g.is_null(10)) {
-    if (bias_batch != 1 && bias_batch != j.B) {
-      g.fail("attention: the bias's batch size must be 1 or B");
-      return nullptr;
-    }
-    j.bias = g.f32(10, bias_batch * j.T * L);
-    j.bias_batch_stride = bias_batch == 1 ? 0 : j.T * L;
-  }
-  j.key = g.f32(12, static_cast<int64_t>(j.B) * j.Hkv * L * j.Dh);
-  j.value = g.f32(14, static_cast<int64_t>(j.B) * j.Hkv * L * j.Dh);
-  j.out = g.f32(16, static_cast<int64_t>(j.B) * j.T * j.H * j.Dh);
+  const float* x = g.f32(0, rows * D);
+  const float* w = g.f32(2, D);
+  float* y = g.f32(4, rows * D);
   if (g.failed) return nullptr;
   Timed timed;
-  if (j.B > 0) mm::attention(kernels(), j);
+  mm::rms_norm(kernels(), x, w, y, rows, static_cast<int>(D), eps);
   return undefined(env);
 }
 
-// preLnBlock(x, o, y, o, ln1W, o, ln1B, o, attnW, o, attnB, o, projW, o, projB, o, ln2W, o, ln2B, o,
-//            fcW, o, fcB, o, fcProjW, o, fcProjB, o, pastK|null, o, pastV|null, o, bias|null, o, key, o, value, o,
-//            B, T, S, D, H, inner, eps, scale, biasBatch): see mm::BlockJob; x, y [B, T, D].
-napi_value PreLnBlock(napi_env env, napi_callback_info info) {
+// rotary(x, o, cos, o, sin, o, y, o, B, H, T, Dh, rotBatch): x, y [B, H, T, Dh]; cos, sin [rotBatch, T, Dh].
+napi_value Rotary(napi_env env, napi_callback_info info) {
   Args g(env, info);
-  mm::BlockJob j;
-  mm::AttentionJob& a = j.attn;
-  a.B = static_cast<int>(g.i64(38));
-  a.T = static_cast<int>(g.i64(39));
-  a.S = static_cast<int>(g.i64(40));
-  j.D = static_cast<int>(g.i64(41));
-  a.H = a.Hkv = static_cast<int>(g.i64(42));
-  j.inner = static_cast<int>(g.i64(43));
-  j.eps = static_cast<float>(g.num(44));
-  a.scale = static_cast<float>(g.num(45));
-  const int64_t bias_batch = g.i64(46);
+  const int64_t B = g.i64(8), H = g.i64(9), T = g.i64(10), Dh = g.i64(11), rb = g.i64(12);
   if (g.failed) return nullptr;
-  if (a.B < 0 || a.T < 0 || a.S < 0 || j.D <= 0 || a.H <= 0 || j.D % a.H != 0 || j.inner <= 0) {
-    g.fail("preLnBlock: bad sizes (D must be a positive multiple of the head count)");
+  if (B < 0 || H < 0 || T < 0 || Dh < 0 || Dh % 2 != 0 || (rb != 1 && rb != B)) {
+    g.fail("rotary: bad sizes (an even head size; the tables' batch 1 or B)");
     return nullptr;
   }
-  a.Dh = j.D / a.H;
-  j.rows = static_cast<int64_t>(a.B) * a.T;
-  const int64_t D = j.D, inner = j.inner, L = static_cast<int64_t>(a.S) + a.T, kv = static_cast<int64_t>(a.B) * a.H * a.Dh;
-  j.x = g.f32(0, j.rows * D);
-  j.y = g.f32(2, j.rows * D);
-  j.ln1_w = g.f32(4, D);
-  j.ln1_b = g.f32(6, D);
-  j.attn_w = g.f32(8, D * 3 * D);
-  j.attn_b = g.f32(10, 3 * D);
-  j.proj_w = g.f32(12, D * D);
-  j.proj_b = g.f32(14, D);
-  j.ln2_w = g.f32(16, D);
-  j.ln2_b = g.f32(18, D);
-  j.fc_w = g.f32(20, D * inner);
-  j.fc_b = g.f32(22, inner);
-  j.fc_proj_w = g.f32(24, inner * D);
-  j.fc_proj_b = g.f32(26, D);
-  if (a.S > 0) {
-    a.past_k = g.f32(28, kv * a.S);
-    a.past_v = g.f32(30, kv * a.S);
-  }
-  if (!g.is_null(32)) {
-    if (bias_batch != 1 && bias_batch != a.B) {
-      g.fail("preLnBlock: the bias's batch size must be 1 or B");
-      return nullptr;
-    }
-    a.bias = g.f32(32, bias_batch * a.T * L);
-    a.bias_batch_stride = bias_batch == 1 ? 0 : a.T * L;
-  }
-  a.key = g.f32(34, kv * L);
-  a.value = g.f32(36, kv * L);
+  const float* x = g.f32(0, B * H * T * Dh);
+  const float* c = g.f32(2, rb * T * Dh);
+  const float* s = g.f32(4, rb * T * Dh);
+  float* y = g.f32(6, B * H * T * Dh);
   if (g.failed) return nullptr;
   Timed timed;
-  if (j.rows > 0) mm::pre_ln_block(kernels(), j);
+  mm::rotary(x, c, s, y, static_cast<int>(B), static_cast<int>(H), static_cast<int>(T), static_cast<int>(Dh), rb == 1 ? 0 : T * Dh);
+  return undefined(env);
+}
+
+// siluMul(g, o, u, o, out, o, n): out = silu(g) · u.
+napi_value SiluMul(napi_env env, napi_callback_info info) {
+  Args g(env, info);
+  const int64_t n = g.i64(6);
+  if (g.failed) return nullptr;
+  const float* gate = g.f32(0, n);
+  const float* up = g.f32(2, n);
+  float* out = g.f32(4, n);
+  if (g.failed) return nullptr;
+  Timed timed;
+  mm::silu_mul(kernels(), gate, up, out, n);
   return undefined(env);
 }
 
@@ -426,8 +343,12 @@ NAPI_MODULE_INIT() {
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adviseHugePages", nullptr, AdviseHugePages, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"attention", nullptr, Attention, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"preLnBlock", nullptr, PreLnBlock, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attention", nullptr, mmnapi::Attention, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"preLnBlock", nullptr, mmnapi::PreLnBlock, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"llamaBlock", nullptr, mmnapi::LlamaBlock, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rotary", nullptr, Rotary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"siluMul", nullptr, SiluMul, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

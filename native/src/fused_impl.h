@@ -1,6 +1,6 @@
 // Fused transformer kernels over row or element ranges, one thread each (ops.cc spreads the ranges):
 // AdamW's update, softmax cross-entropy and its gradient, LayerNorm and its gradient, and GELU (tanh
-// form) and its gradient. Included once per instruction set after the including file defines
+// form) and its gradient, and Llama's RMSNorm and SwiGLU product (inference). Included once per instruction set after the including file defines
 //   exp_array(x, out, n), tanh_array(x, out, n), row_max(x, n), row_sum(x, n).
 // The whole addon is compiled with -ffp-contract=off, so `a * b + c` here rounds twice, exactly like
 // the TF.js element-wise ops these replace (AdamW must match them bit for bit).
@@ -127,5 +127,28 @@ static void gelu_bwd_range(const float* x, const float* dy, float* dx, int64_t s
       const float inner = kGeluC * (1.f + 3.f * kGeluA * xv * xv);
       dx[i0 + j] = dy[i0 + j] * (0.5f * (1.f + tv) + 0.5f * xv * (1.f - tv * tv) * inner);
     }
+  }
+}
+
+// Llama's RMSNorm, as the TF.js ops compute it: y = (x · rsqrt(mean(x²) + eps)) · w, rows [r0, r1).
+static void rms_norm_rows(const float* x, const float* w, float* y, int64_t r0, int64_t r1, int D, float eps) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * D;
+    float* yr = y + r * D;
+    for (int j = 0; j < D; j++) yr[j] = xr[j] * xr[j];
+    const float rs = 1.f / std::sqrt(row_sum(yr, D) / D + eps);
+    for (int j = 0; j < D; j++) yr[j] = xr[j] * rs * w[j];
+  }
+}
+
+// SwiGLU's product: out = silu(g) · u = g / (1 + exp(-g)) · u, elements [s, e) (out may be g).
+static void silu_mul_range(const float* g, const float* u, float* out, int64_t s, int64_t e) {
+  constexpr int B = 1024;
+  alignas(64) float t[B];
+  for (int64_t i0 = s; i0 < e; i0 += B) {
+    const int n = static_cast<int>(std::min<int64_t>(B, e - i0));
+    for (int j = 0; j < n; j++) t[j] = -g[i0 + j];
+    exp_array(t, t, n);
+    for (int j = 0; j < n; j++) out[i0 + j] = g[i0 + j] / (1.f + t[j]) * u[i0 + j];
   }
 }

@@ -280,8 +280,9 @@ static void add_arrays(const float* a, const float* b, float* out, int64_t n) {
   });
 }
 
-// y = x · W + bias for the block's projections (W [K, N] row-major), through the threaded matmul.
-static void project(const KernelSet& ks, const float* x, const float* w, const float* bias, float* y, int64_t rows, int K, int N) {
+// y = x · W + bias for the blocks' projections (W [K, N] row-major, or [N, K] when `trans`: HF Linear's
+// layout), through the threaded matmul.
+static void project(const KernelSet& ks, const float* x, const float* w, const float* bias, float* y, int64_t rows, int K, int N, bool trans = false) {
   MatmulJob mj;
   mj.a = x;
   mj.b = w;
@@ -291,7 +292,7 @@ static void project(const KernelSet& ks, const float* x, const float* w, const f
   mj.N = N;
   mj.K = K;
   mj.trans_a = false;
-  mj.trans_b = false;
+  mj.trans_b = trans;
   mj.a_batch_stride = 0;
   mj.b_batch_stride = 0;
   mj.ep.bias = bias;
@@ -314,6 +315,79 @@ void pre_ln_block(const KernelSet& ks, BlockJob& j) {
   project(ks, normed.data(), j.fc_w, j.fc_b, wide.data(), rows, j.D, j.inner);
   gelu_fwd(ks, wide.data(), wide.data(), rows * inner);
   project(ks, wide.data(), j.fc_proj_w, j.fc_proj_b, normed.data(), rows, j.inner, j.D);
+  add_arrays(h.data(), normed.data(), j.y, rows * D);
+}
+
+// One head's x·cos + rotate_half(x)·sin (out may be x): pair i with i + Dh/2.
+static inline void rotate_head(const float* v, float* out, const float* c, const float* sn, int half) {
+  for (int i = 0; i < half; i++) {
+    const float x1 = v[i], x2 = v[i + half];
+    out[i] = x1 * c[i] + -x2 * sn[i];
+    out[i + half] = x2 * c[i + half] + x1 * sn[i + half];
+  }
+}
+
+void rotary(const float* x, const float* cos, const float* sin, float* y, int B, int H, int T, int Dh, int64_t rot_batch_stride) {
+  const int64_t heads = static_cast<int64_t>(B) * H;
+  parallel_ranges(heads, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, static_cast<int64_t>(T) * Dh)), [&](int64_t s, int64_t e) {
+    for (int64_t bh = s; bh < e; bh++) {
+      const int64_t b = bh / H;
+      for (int t = 0; t < T; t++) {
+        const int64_t at = (bh * T + t) * Dh, tab = b * rot_batch_stride + static_cast<int64_t>(t) * Dh;
+        rotate_head(x + at, y + at, cos + tab, sin + tab, Dh / 2);
+      }
+    }
+  });
+}
+
+void rms_norm(const KernelSet& ks, const float* x, const float* w, float* y, int64_t rows, int D, float eps) {
+  parallel_ranges(rows, std::max<int64_t>(1, (1 << 14) / std::max(D, 1)), [&](int64_t s, int64_t e) { ks.rms_norm(x, w, y, s, e, D, eps); });
+}
+
+void silu_mul(const KernelSet& ks, const float* g, const float* u, float* out, int64_t n) {
+  parallel_ranges(n, 1 << 14, [&](int64_t s, int64_t e) { ks.silu_mul(g, u, out, s, e); });
+}
+
+// Rotary in place over the block's [rows, heads · Dh] projections; row r = (b, t).
+static void rotate_rows(float* x, int64_t W, int heads, int Dh, const LlamaBlockJob& j) {
+  const int T = j.attn.T;
+  parallel_ranges(j.rows, std::max<int64_t>(1, (1 << 14) / std::max(1, heads * Dh)), [&](int64_t s, int64_t e) {
+    for (int64_t r = s; r < e; r++) {
+      const int64_t tab = (r / T) * j.rot_batch_stride + (r % T) * Dh;
+      for (int h = 0; h < heads; h++) rotate_head(x + r * W + static_cast<int64_t>(h) * Dh, x + r * W + static_cast<int64_t>(h) * Dh, j.cos + tab, j.sin + tab, Dh / 2);
+    }
+  });
+}
+
+void llama_block(const KernelSet& ks, LlamaBlockJob& j) {
+  const int64_t rows = j.rows, D = j.D, inner = j.inner;
+  const int H = j.attn.H, Hkv = j.attn.Hkv, Dh = j.attn.Dh;
+  const int64_t qn = static_cast<int64_t>(H) * Dh, kn = static_cast<int64_t>(Hkv) * Dh, W = qn + 2 * kn;
+  std::vector<float> normed(rows * D), q(rows * qn), k(rows * kn), v(rows * kn), qkv(rows * W), attended(rows * qn), h(rows * D);
+  std::vector<float> gate(rows * inner), up(rows * inner);
+  rms_norm(ks, j.x, j.norm1_w, normed.data(), rows, j.D, j.eps);
+  project(ks, normed.data(), j.q_w, j.q_b, q.data(), rows, j.D, static_cast<int>(qn), true);
+  project(ks, normed.data(), j.k_w, j.k_b, k.data(), rows, j.D, static_cast<int>(kn), true);
+  project(ks, normed.data(), j.v_w, j.v_b, v.data(), rows, j.D, static_cast<int>(kn), true);
+  rotate_rows(q.data(), qn, H, Dh, j);
+  rotate_rows(k.data(), kn, Hkv, Dh, j);
+  // The attention kernel's packed layout: each token's queries, keys and values side by side.
+  for (int64_t r = 0; r < rows; r++) {
+    std::memcpy(qkv.data() + r * W, q.data() + r * qn, qn * sizeof(float));
+    std::memcpy(qkv.data() + r * W + qn, k.data() + r * kn, kn * sizeof(float));
+    std::memcpy(qkv.data() + r * W + qn + kn, v.data() + r * kn, kn * sizeof(float));
+  }
+  j.attn.q = qkv.data();
+  j.attn.packed = true;
+  j.attn.out = attended.data();
+  attention(ks, j.attn);
+  project(ks, attended.data(), j.o_w, j.o_b, normed.data(), rows, static_cast<int>(qn), j.D, true);
+  add_arrays(j.x, normed.data(), h.data(), rows * D);
+  rms_norm(ks, h.data(), j.norm2_w, normed.data(), rows, j.D, j.eps);
+  project(ks, normed.data(), j.gate_w, j.gate_b, gate.data(), rows, j.D, j.inner, true);
+  project(ks, normed.data(), j.up_w, j.up_b, up.data(), rows, j.D, j.inner, true);
+  silu_mul(ks, gate.data(), up.data(), gate.data(), rows * inner);
+  project(ks, gate.data(), j.down_w, j.down_b, normed.data(), rows, j.inner, j.D, true);
   add_arrays(h.data(), normed.data(), j.y, rows * D);
 }
 

@@ -67,6 +67,8 @@ struct KernelSet {
   void (*gelu_fwd)(const float* x, float* y, int64_t s, int64_t e);
   void (*gelu_bwd)(const float* x, const float* dy, float* dx, int64_t s, int64_t e);
   void (*dropout)(const float* x, const float* u, float* y, float keep, int64_t s, int64_t e);
+  void (*rms_norm)(const float* x, const float* w, float* y, int64_t s, int64_t e, int D, float eps);
+  void (*silu_mul)(const float* g, const float* u, float* out, int64_t s, int64_t e);
   // attention_impl.h: query rows [t0, t1) of one head against L keys and values.
   void (*attention_rows)(const float* q, int64_t q_rs, const float* K, const float* V, int L, int Dh, int t0, int t1,
                          const float* bias, int64_t bias_rs, float scale, float* out, int64_t out_rs, float* scores);

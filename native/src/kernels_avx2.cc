@@ -333,7 +333,8 @@ static float row_sum(const float* x, int n) {
 namespace mm {
 const KernelSet& avx2_kernels() {
   static const KernelSet k{"avx2-fma", avx2::gemm_serial, avx2::will_pack, avx2::pack_a_all, avx2::packed_a_floats, avx2::tanh_array, avx2::adamw_range, avx2::xent_fwd_rows, avx2::xent_bwd_rows,
-                           avx2::layernorm_fwd_rows, avx2::layernorm_bwd_rows, avx2::gelu_fwd_range, avx2::gelu_bwd_range, avx2::dropout_range, avx2::attention_rows};
+                           avx2::layernorm_fwd_rows, avx2::layernorm_bwd_rows, avx2::gelu_fwd_range, avx2::gelu_bwd_range, avx2::dropout_range,
+                           avx2::rms_norm_rows, avx2::silu_mul_range, avx2::attention_rows};
   return k;
 }
 }  // namespace mm

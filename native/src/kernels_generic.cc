@@ -110,7 +110,8 @@ static float row_sum(const float* x, int n) {
 
 const KernelSet& generic_kernels() {
   static const KernelSet k{"generic", generic::gemm_serial, generic::will_pack, generic::pack_a_all, generic::packed_a_floats, generic::tanh_array, generic::adamw_range, generic::xent_fwd_rows, generic::xent_bwd_rows,
-                           generic::layernorm_fwd_rows, generic::layernorm_bwd_rows, generic::gelu_fwd_range, generic::gelu_bwd_range, generic::dropout_range, generic::attention_rows};
+                           generic::layernorm_fwd_rows, generic::layernorm_bwd_rows, generic::gelu_fwd_range, generic::gelu_bwd_range, generic::dropout_range,
+                           generic::rms_norm_rows, generic::silu_mul_range, generic::attention_rows};
   return k;
 }
 

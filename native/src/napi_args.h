@@ -1,15 +1,20 @@
-// Argument unpacking for the N-API entry points in addon.cc: numbers, flags, and typed arrays with an
-// element offset, each checked before a pointer is formed; the first failure throws a JS error.
+// What the N-API entry points (addon.cc, addon_layers.cc) share: argument unpacking (numbers, flags, and
+// typed arrays with an element offset, each checked before a pointer is formed; the first failure
+// throws a JS error), the kernel set in use, and the kernel timer behind info().
 #pragma once
 #include <node_api.h>
 
+#include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
+
+#include "kernels.h"
 
 struct Args {
   napi_env env;
-  napi_value argv[48];
-  size_t argc = 48;
+  napi_value argv[64];
+  size_t argc = 64;
   bool failed = false;
 
   Args(napi_env e, napi_callback_info info) : env(e) { napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr); }
@@ -60,3 +65,41 @@ struct Args {
     return static_cast<char*>(data) + offset * elem;
   }
 };
+
+namespace mmnapi {
+
+inline const mm::KernelSet* g_kernels = nullptr;
+
+// Time spent inside kernels and their number, for info(): how much of a model step is native work
+// and how much is JavaScript around it.
+inline double g_kernel_seconds = 0;
+inline double g_kernel_calls = 0;
+
+struct Timed {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  ~Timed() {
+    g_kernel_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    g_kernel_calls += 1;
+  }
+};
+
+inline const mm::KernelSet& kernels() {
+  if (!g_kernels) {
+    const char* isa = std::getenv("MAKEMOST_NATIVE_ISA");
+    g_kernels = &mm::select_kernels(isa && std::string(isa) == "generic");
+  }
+  return *g_kernels;
+}
+
+inline napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+// Entry points of addon_layers.cc (whole layers and attention), registered by addon.cc.
+napi_value Attention(napi_env env, napi_callback_info info);
+napi_value PreLnBlock(napi_env env, napi_callback_info info);
+napi_value LlamaBlock(napi_env env, napi_callback_info info);
+
+}  // namespace mmnapi

@@ -31,6 +31,12 @@ void layernorm_bwd(const KernelSet& ks, const float* x, const float* w, const fl
 void gelu_fwd(const KernelSet& ks, const float* x, float* y, int64_t n);
 void gelu_bwd(const KernelSet& ks, const float* x, const float* dy, float* dx, int64_t n);
 void dropout(const KernelSet& ks, const float* x, const float* u, float* y, float keep, int64_t n);
+// Llama's pieces, each the exact computation the Llama layer kernel does: RMSNorm over rows of D; rotary
+// on x [B, H, T, Dh] with tables cos, sin [Bc, T, Dh] (rot_batch_stride = T·Dh, or 0 when Bc = 1);
+// out = silu(g) · u over n elements.
+void rms_norm(const KernelSet& ks, const float* x, const float* w, float* y, int64_t rows, int D, float eps);
+void rotary(const float* x, const float* cos, const float* sin, float* y, int B, int H, int T, int Dh, int64_t rot_batch_stride);
+void silu_mul(const KernelSet& ks, const float* g, const float* u, float* out, int64_t n);
 
 // Attention with the cache (one layer): key = past_k ++ k and value = past_v ++ v along time, then for
 // every query head h (reading key/value head h / (H / Hkv)) out[b, t, h·Dh : (h+1)·Dh] =
@@ -63,5 +69,24 @@ struct BlockJob {
   AttentionJob attn;
 };
 void pre_ln_block(const KernelSet& ks, BlockJob& job);
+
+// One Llama decoder layer, inference only:
+//   h = x + o(attention(rotary(q(n1)), rotary(k(n1)), v(n1))), n1 = rmsnorm_1(x),
+//   y = h + down(silu(gate(n2)) · up(n2)), n2 = rmsnorm_2(h),
+// weights in HF Linear's [out, in] layout, biases optional (null). cos/sin [Bc, T, Dh] (Bc = 1 or B)
+// hold the rotary tables for the new positions (rotate_half pairing: i with i + Dh/2). `attn` carries
+// the cache, bias, head counts and outputs key/value; its q/out are set here.
+struct LlamaBlockJob {
+  const float* x;
+  float* y;  // [rows, D]
+  const float *norm1_w, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b, *norm2_w, *gate_w, *gate_b, *up_w, *up_b, *down_w, *down_b;
+  const float *cos, *sin;
+  int64_t rot_batch_stride;  // 0 when the tables are shared by the batch
+  int64_t rows;
+  int D, inner;
+  float eps;
+  AttentionJob attn;
+};
+void llama_block(const KernelSet& ks, LlamaBlockJob& job);
 
 }  // namespace mm

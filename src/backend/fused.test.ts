@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { adamwUpdate, dropoutFused, fusedLinear, geluTanh, layerNorm, softmaxCrossEntropy } from './fused.js';
+import { rmsNorm, rotary, siluMul } from './fused_llama.js';
 import { initBackend } from './index.js';
 import { loadAddon } from './native/addon.js';
 import { disableNativeKernels, enableNativeKernels } from './native/register.js';
@@ -56,6 +57,33 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const { plain, native } = await bothWays(backend, run);
       ['y', 'dx', 'dgamma', 'dbeta'].forEach((what, i) => close(native[i], plain[i], 2e-5, `${what} ${shape}`));
       tf.dispose([x, g, b, w]);
+    }
+  });
+
+  test(`rmsNorm, rotary and siluMul on ${backend}: native equals the composed form (TF.js autodiff for the gradients)`, { skip }, async () => {
+    await initBackend({ backend });
+    for (const shape of [[3, 5], [2, 7, 64], [1, 1], [0, 4]]) {
+      const n = shape.reduce((p, d) => p * d, 1);
+      const D = shape[shape.length - 1];
+      const x = tf.tensor(arr(n, 2), shape), w = tf.tensor(arr(D), [D]), u = tf.tensor(arr(n), shape), r = tf.tensor(arr(n), shape);
+      const run = () => tf.tidy(() => {
+        const loss = (xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.mul(rmsNorm(xx, ww, 1e-6), r));
+        const swi = (g: tf.Tensor, uu: tf.Tensor) => tf.sum(tf.mul(siluMul(g, uu), r));
+        return data([rmsNorm(x, w, 1e-6), ...tf.grads(loss)([x, w]), siluMul(x, u), ...tf.grads(swi)([x, u])]);
+      });
+      const { plain, native } = await bothWays(backend, run);
+      ['rms y', 'rms dx', 'rms dw', 'silu·up', 'd gate', 'd up'].forEach((what, i) => close(native[i], plain[i], 2e-5, `${what} ${shape}`));
+      tf.dispose([x, w, u, r]);
+    }
+    // Rotary: per-row tables ([B, 1, T, Dh]) and shared ones ([1, 1, T, Dh]), 1 and 3 heads.
+    for (const [B, H, T, Dh, tb] of [[2, 3, 4, 8, 2], [1, 1, 5, 2, 1], [2, 3, 1, 16, 1]]) {
+      const x = tf.tensor(arr(B * H * T * Dh), [B, H, T, Dh]);
+      const angle = tf.tensor(arr(tb * T * Dh, 3), [tb, 1, T, Dh]);
+      const cos = tf.cos(angle), sin = tf.sin(angle), r = tf.tensor(arr(B * H * T * Dh), [B, H, T, Dh]);
+      const run = () => tf.tidy(() => data([rotary(x, cos, sin), tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(rotary(xx, cos, sin), r)))(x)]));
+      const { plain, native } = await bothWays(backend, run);
+      ['rotary', 'rotary dx'].forEach((what, i) => close(native[i], plain[i], 1e-6, `${what} ${[B, H, T, Dh, tb]}`));
+      tf.dispose([x, angle, cos, sin, r]);
     }
   });
 

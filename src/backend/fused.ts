@@ -23,13 +23,19 @@ export const FUSED = {
   linear: 'MakemostLinear',
   linearNoBias: 'MakemostLinearNoBias',
   preLNBlock: 'MakemostPreLNBlock',
+  llamaBlock: 'MakemostLlamaBlock',
+  rmsNorm: 'MakemostRMSNorm',
+  rotary: 'MakemostRotary',
+  siluMul: 'MakemostSiluMul',
 } as const;
 
-function kernelHere(name: string): boolean {
+/** Whether the active backend has kernel `name` (the native kernels registered it). */
+export function kernelHere(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;
 }
 
-const run = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}) => tf.engine().runKernel(name, inputs, attrs);
+/** Run kernel `name` through the engine (recorded on a gradient tape like any op). */
+export const run = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}) => tf.engine().runKernel(name, inputs, attrs);
 
 /** LayerNorm over the last axis with PyTorch's biased variance: x [..., D], gamma and beta [D]. */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
@@ -107,7 +113,7 @@ export function fusedAttentionAvailable(): boolean {
 }
 
 /** Whether an additive attention bias is absent or float32 [1 or B, 1, T, L], as the attention kernels take it. */
-function biasFits(bias: tf.Tensor | undefined, B: number, T: number, L: number): boolean {
+export function biasFits(bias: tf.Tensor | undefined, B: number, T: number, L: number): boolean {
   return !bias || (bias.dtype === 'float32' && bias.rank === 4 && (bias.shape[0] === 1 || bias.shape[0] === B) && bias.shape[1] === 1 && bias.shape[2] === T && bias.shape[3] === L);
 }
 

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { dropoutFused, fusedLinear, geluTanh, layerNorm } from '../backend/fused.js';
+import { rmsNorm } from '../backend/fused_llama.js';
 import { transposedMatMulIsFast } from '../backend/index.js';
 import { Rng } from '../backend/rng.js';
 import { UnsupportedError } from '../errors.js';
@@ -125,10 +126,7 @@ export class RMSNorm extends Module {
     this.weight = this.param('weight', tf.ones([dim]));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const ms = tf.mean(tf.square(x), -1, true);
-      return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, this.eps))), this.weight);
-    });
+    return rmsNorm(x, this.weight, this.eps);
   }
 }
 

@@ -38,6 +38,12 @@ export interface NativeAddon {
   preLnBlock(
     x: Float32Array, xOff: number, y: Float32Array, yOff: number, ...weightsAndCache: (Float32Array | number | null)[]
   ): void;
+  rmsNorm(x: Float32Array, xOff: number, w: Float32Array, wOff: number, y: Float32Array, yOff: number, rows: number, d: number, eps: number): void;
+  rotary(x: Float32Array, xOff: number, cos: Float32Array, cOff: number, sin: Float32Array, sOff: number, y: Float32Array, yOff: number, B: number, H: number, T: number, Dh: number, rotBatch: number): void;
+  siluMul(g: Float32Array, gOff: number, u: Float32Array, uOff: number, out: Float32Array, outOff: number, n: number): void;
+  llamaBlock(
+    x: Float32Array, xOff: number, y: Float32Array, yOff: number, ...weightsAndCache: (Float32Array | number | null)[]
+  ): void;
   info(): { isa: string; threads: number; workerTasks: number; kernelSeconds: number; kernelCalls: number };
   setThreads(n: number): void;
   /** madvise(MADV_HUGEPAGE) over `bytes` from the start of the array's buffer: 0, or an errno (-1 off Linux). */

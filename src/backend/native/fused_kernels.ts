@@ -5,6 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { BLOCK_INPUTS, FUSED } from '../fused.js';
+import { LLAMA_BLOCK_INPUTS } from '../fused_llama.js';
 import type { Access } from './access.js';
 import type { NativeAddon } from './addon.js';
 import { runMatMul } from './matmul.js';
@@ -50,6 +51,34 @@ const gelu: Make = (addon, access) => ((args: KernelArgs) => {
   const n = size(x.shape);
   if (n > 0) addon.gelu(...acc.view(x), ...acc.view(y), n);
   return y;
+}) as tf.KernelFunc;
+
+const rmsNorm: Make = (addon, access) => ((args: KernelArgs) => {
+  const { x, w } = args.inputs as Record<string, tf.TensorInfo>;
+  const { eps } = args.attrs as unknown as { eps: number };
+  const acc = access(args.backend);
+  const y = acc.alloc(x.shape);
+  const D = x.shape[x.shape.length - 1];
+  if (size(x.shape) > 0) addon.rmsNorm(...acc.view(x), ...acc.view(w), ...acc.view(y), size(x.shape) / D, D, eps);
+  return y;
+}) as tf.KernelFunc;
+
+const rotary: Make = (addon, access) => ((args: KernelArgs) => {
+  const { x, cos, sin } = args.inputs as Record<string, tf.TensorInfo>;
+  const acc = access(args.backend);
+  const y = acc.alloc(x.shape);
+  const [B, H, T, Dh] = x.shape;
+  if (size(x.shape) > 0) addon.rotary(...acc.view(x), ...acc.view(cos), ...acc.view(sin), ...acc.view(y), B, H, T, Dh, cos.shape[0]);
+  return y;
+}) as tf.KernelFunc;
+
+const siluMul: Make = (addon, access) => ((args: KernelArgs) => {
+  const { g, u } = args.inputs as Record<string, tf.TensorInfo>;
+  const acc = access(args.backend);
+  const out = acc.alloc(g.shape);
+  const n = size(g.shape);
+  if (n > 0) addon.siluMul(...acc.view(g), ...acc.view(u), ...acc.view(out), n);
+  return out;
 }) as tf.KernelFunc;
 
 const geluGrad: Make = (addon, access) => ((args: KernelArgs) => {
@@ -150,6 +179,24 @@ const preLNBlock: Make = (addon, access) => ((args: KernelArgs) => {
   return [y, key, value];
 }) as tf.KernelFunc;
 
+const llamaBlock: Make = (addon, access) => ((args: KernelArgs) => {
+  const ins = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const { heads, kvHeads, eps, scale } = args.attrs as unknown as { heads: number; kvHeads: number; eps: number; scale: number };
+  const acc = access(args.backend);
+  const [B, T, D] = ins.x!.shape;
+  const Dh = ins.cos!.shape[3];
+  const S = ins.pastK ? ins.pastK.shape[2] : 0;
+  const inner = ins.gateW!.shape[0];
+  const y = acc.alloc([B, T, D]);
+  const key = acc.alloc([B, kvHeads, S + T, Dh]);
+  const value = acc.alloc([B, kvHeads, S + T, Dh]);
+  const opt = (t: tf.TensorInfo | undefined): [Float32Array | null, number] => (t ? acc.view(t) : [null, 0]);
+  const weights = LLAMA_BLOCK_INPUTS.flatMap((n) => opt(ins[n]));
+  addon.llamaBlock(...acc.view(ins.x!), ...acc.view(y), ...weights, ...acc.view(ins.cos!), ...acc.view(ins.sin!), ...opt(ins.pastK), ...opt(ins.pastV), ...opt(ins.bias),
+    ...acc.view(key), ...acc.view(value), B, T, S, D, heads, kvHeads, Dh, inner, eps, scale, ins.bias ? ins.bias.shape[0] : 1, ins.cos!.shape[0]);
+  return [y, key, value];
+}) as tf.KernelFunc;
+
 /** Kernel name → factory, for every fused kernel. */
 export const FUSED_KERNELS: Record<string, Make> = {
   [FUSED.layerNorm]: layerNorm,
@@ -165,4 +212,8 @@ export const FUSED_KERNELS: Record<string, Make> = {
   [FUSED.linear]: linear,
   [FUSED.linearNoBias]: linear,
   [FUSED.preLNBlock]: preLNBlock,
+  [FUSED.llamaBlock]: llamaBlock,
+  [FUSED.rmsNorm]: rmsNorm,
+  [FUSED.rotary]: rotary,
+  [FUSED.siluMul]: siluMul,
 };

@@ -195,12 +195,14 @@ test('results do not depend on the thread count (bit-identical with 1 and 2 thre
   tf.dispose([a, b, w]);
 });
 
-test('the portable (non-AVX2) kernels agree with the backend too, attention included (child process, MAKEMOST_NATIVE_ISA=generic)', { skip }, () => {
+test('the portable (non-AVX2) kernels agree with the backend too, attention and the Llama layer included (child process, MAKEMOST_NATIVE_ISA=generic)', { skip }, () => {
   const script = `
     import * as tf from '@tensorflow/tfjs-core';
     import { initBackend, nativeKernelsInfo } from ${JSON.stringify(new URL('../index.js', import.meta.url).href)};
     import { disableNativeKernels, enableNativeKernels } from ${JSON.stringify(new URL('./register.js', import.meta.url).href)};
     import { attendPackedWithCache } from ${JSON.stringify(new URL('../../nn/attention.js', import.meta.url).href)};
+    import { parseLlamaConfig } from ${JSON.stringify(new URL('../../models/llama/config.js', import.meta.url).href)};
+    import { LlamaForCausalLM } from ${JSON.stringify(new URL('../../models/llama/model.js', import.meta.url).href)};
     await initBackend({ backend: 'wasm' });
     const a = tf.randomNormal([37, 300], 0, 1, 'float32', 1), b = tf.randomNormal([45, 300], 0, 1, 'float32', 2);
     const x = tf.randomNormal([1000], 0, 3, 'float32', 3);
@@ -208,8 +210,10 @@ test('the portable (non-AVX2) kernels agree with the backend too, attention incl
     const qkv = tf.randomNormal([1, 20, 4 * 16], 0, 1, 'float32', 4), qkv1 = tf.randomNormal([1, 1, 4 * 16], 0, 1, 'float32', 5);
     const pk = tf.randomNormal([1, 1, 5, 16], 0, 1, 'float32', 6), pv = tf.randomNormal([1, 1, 5, 16], 0, 1, 'float32', 7);
     const attend = (t, past) => tf.tidy(() => attendPackedWithCache(t, 2, 1, past, undefined, 0.25)[0].dataSync());
+    // A Llama layer kernel (RMSNorm, rotary, SwiGLU) over 9 tokens with biases and grouped heads.
+    const llama = new LlamaForCausalLM(parseLlamaConfig({ model_type: 'llama', vocab_size: 50, hidden_size: 32, intermediate_size: 40, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, attention_bias: true, initializer_range: 0.3 }), 3);
     const run = () => [tf.matMul(a, b, false, true).dataSync(), tf.matMul(a.slice([0, 0], [2, 300]), b, false, true).dataSync(), tf.tanh(x).dataSync(),
-      attend(qkv, undefined), attend(qkv1, { key: pk, value: pv })];
+      attend(qkv, undefined), attend(qkv1, { key: pk, value: pv }), tf.tidy(() => llama.forward([[1, 4, 9, 16, 25, 36, 49, 8, 2]]).logits.dataSync())];
     const isa = nativeKernelsInfo().isa;
     const fast = run();
     disableNativeKernels();

@@ -11,6 +11,7 @@ import { initBackend } from '../../backend/index.js';
 import { disposeAll } from '../../backend/memory.js';
 import { ShapeError } from '../../errors.js';
 import { Rng } from '../../backend/rng.js';
+import { loadAddon } from '../../backend/native/addon.js';
 import { mapSource } from '../../nn/module.js';
 import { parseLlamaConfig } from './config.js';
 import { LlamaForCausalLM, LlamaModel } from './model.js';
@@ -264,4 +265,51 @@ test('attention dropout acts only when training, reproducibly under a seed', () 
   assert.notDeepEqual(run(drop, true, 3), run(plain, true, 3), 'the probabilities are dropped when training');
   drop.dispose();
   plain.dispose();
+});
+
+// Without the addon both paths are the composed ops (covered above).
+const nativeSkip = loadAddon().addon ? false : 'native addon not available';
+
+test('the one-kernel layer (inference, native kernels, wasm and cpu) equals the separate ops bit for bit: padding, per-row positions, cache, biases, grouped heads; not used under a tape or with LoRA', { skip: nativeSkip }, async () => {
+  const configs = [untied, parseLlamaConfig({ ...base, num_key_value_heads: 4, attention_bias: true, mlp_bias: true, rope_theta: 500, rms_norm_eps: 1e-5 })];
+  const kernelsOf = async (f: () => tf.TensorContainer) => (await tf.profile(f)).kernels.map((k) => k.name); // one entry per call
+  for (const backend of ['cpu', 'wasm'] as const) {
+    await initBackend({ backend, native: true }); // the kernels under test, whatever MAKEMOST_NATIVE says
+    for (const cfg of configs) {
+      const m = new LlamaForCausalLM(cfg, 8);
+      // Non-zero biases, so a bias the kernel dropped would show.
+      for (const [name, p] of m.namedParameters()) if (name.endsWith('.bias')) p.assign(tf.randomNormal(p.shape, 0, 0.3, 'float32', name.length));
+      const ids = [[3, 14, 15, 9, 26], [0, 0, 7, 9, 3]];
+      const mask = [[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]];
+      const positionIds = [[0, 1, 2, 3, 4], [-1, -1, 0, 1, 2]];
+      for (const opts of [{}, { attentionMask: mask, positionIds }]) {
+        // training: true with attention dropout 0 runs the separate ops (the layer kernel is inference only).
+        const separate = m.forward(ids, { ...opts, training: true });
+        const fused = m.forward(ids, opts);
+        assert.equal((await kernelsOf(() => m.forward(ids, opts).logits)).filter((k) => k === 'MakemostLlamaBlock').length, 2);
+        const what = `${backend}, ${cfg.num_key_value_heads} kv heads, ${JSON.stringify(opts)}`;
+        assert.deepEqual(fused.logits.dataSync(), separate.logits.dataSync(), what);
+        assert.deepEqual(fused.cache[1].key.dataSync(), separate.cache[1].key.dataSync(), what);
+        assert.deepEqual(fused.cache[0].value.dataSync(), separate.cache[0].value.dataSync(), what);
+        const mask2 = 'attentionMask' in opts ? mask.map((r) => [...r, 1]) : undefined;
+        const pos2 = 'positionIds' in opts ? [[5], [3]] : undefined;
+        const step = m.forward([[4], [5]], { cache: fused.cache, attentionMask: mask2, positionIds: pos2 });
+        const stepSeparate = m.forward([[4], [5]], { cache: separate.cache, attentionMask: mask2, positionIds: pos2, training: true });
+        assert.deepEqual(step.logits.dataSync(), stepSeparate.logits.dataSync(), what);
+        assert.deepEqual(step.cache[1].key.dataSync(), stepSeparate.cache[1].key.dataSync(), what);
+        disposeAll([separate, fused, step, stepSeparate]);
+      }
+      m.dispose();
+    }
+    const m = new LlamaForCausalLM(untied, 9);
+    const ids = [[3, 14, 15]];
+    assert.ok((await kernelsOf(() => m.forward(ids).logits)).includes('MakemostLlamaBlock'));
+    const underTape = await kernelsOf(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(m.forward(ids).logits, x)))(tf.ones([1, 3, V])));
+    assert.ok(!underTape.includes('MakemostLlamaBlock') && underTape.includes('MakemostAttention'));
+    m.model.layers.items[0].mlp.up_proj.delta = (x) => tf.zeros([x.shape[0], 64]);
+    const withLora = await kernelsOf(() => m.forward(ids).logits);
+    assert.equal(withLora.filter((k) => k === 'MakemostLlamaBlock').length, 1, 'the layer with a LoRA delta runs as separate ops');
+    m.dispose();
+  }
+  await initBackend();
 });

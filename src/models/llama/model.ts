@@ -5,6 +5,7 @@
  * No length limit: rotary extrapolates past `max_position_embeddings` exactly as HF lets it.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedLlamaBlock, type LlamaBlockWeights, siluMul } from '../../backend/fused_llama.js';
 import { tidy } from '../../backend/memory.js';
 import { Rng } from '../../backend/rng.js';
 import { ShapeError } from '../../errors.js';
@@ -16,6 +17,9 @@ import { PreTrainedModel } from '../pretrained_model.js';
 import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../types.js';
 import { llamaDims, type LlamaConfig } from './config.js';
 import { applyRotary, ropeInvFreq, rotaryTables, type RotaryTables } from './rope.js';
+
+/** The activation names the SwiGLU kernels compute (SiLU). */
+const SILU = new Set(['silu', 'swish']);
 
 /** Dropout switches for one forward pass. */
 interface Ctx {
@@ -56,6 +60,7 @@ class LlamaMLP extends Module {
   readonly up_proj: Linear;
   readonly down_proj: Linear;
   private readonly act: (x: tf.Tensor) => tf.Tensor;
+  private readonly silu: boolean;
   constructor(cfg: LlamaConfig, init: InitOptions) {
     super();
     const { hidden_size: D, intermediate_size: I, mlp_bias: bias } = cfg;
@@ -63,10 +68,13 @@ class LlamaMLP extends Module {
     this.up_proj = this.child('up_proj', new Linear(D, I, init, bias));
     this.down_proj = this.child('down_proj', new Linear(I, D, init, bias));
     this.act = activation(cfg.hidden_act, 'hidden_act');
+    this.silu = SILU.has(cfg.hidden_act);
   }
   /** SwiGLU: down(act(gate(x)) · up(x)) */
   forward(x: tf.Tensor): tf.Tensor {
-    return this.down_proj.forward(tf.mul(this.act(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+    const gate = this.gate_proj.forward(x);
+    const up = this.up_proj.forward(x);
+    return this.down_proj.forward(this.silu ? siluMul(gate, up) : tf.mul(this.act(gate), up));
   }
 }
 
@@ -75,7 +83,7 @@ class LlamaDecoderLayer extends Module {
   readonly mlp: LlamaMLP;
   readonly input_layernorm: RMSNorm;
   readonly post_attention_layernorm: RMSNorm;
-  constructor(cfg: LlamaConfig, init: InitOptions) {
+  constructor(private readonly cfg: LlamaConfig, init: InitOptions) {
     super();
     // Registration order is HF's, so parameter listings and seeded init follow the checkpoint's order.
     this.self_attn = this.child('self_attn', new LlamaAttention(cfg, init));
@@ -84,11 +92,27 @@ class LlamaDecoderLayer extends Module {
     this.post_attention_layernorm = this.child('post_attention_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
   }
   forward(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined, ctx: Ctx, delta?: LayerKV): [tf.Tensor, LayerKV] {
+    const fast = ctx.training || delta ? undefined : this.fused(x, rot, past, bias);
+    if (fast) return fast;
     const [a, kv] = this.self_attn.forward(this.input_layernorm.forward(x), rot, past, bias, ctx, delta);
     const h = tf.add(x, a);
     return [tf.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h))), kv];
   }
+  /** The whole layer as one native kernel (inference with SiLU, no LoRA), or undefined. */
+  private fused(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined): [tf.Tensor, LayerKV] | undefined {
+    const { self_attn: a, mlp: m, cfg } = this;
+    const linears = [a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj];
+    if (!SILU.has(cfg.hidden_act) || linears.some((l) => l.delta)) return undefined;
+    const wb = (l: Linear): [tf.Tensor, tf.Tensor?] => [l.weight, l.bias];
+    const w: LlamaBlockWeights = {
+      norm1: this.input_layernorm.weight, q: wb(a.q_proj), k: wb(a.k_proj), v: wb(a.v_proj), o: wb(a.o_proj),
+      norm2: this.post_attention_layernorm.weight, gate: wb(m.gate_proj), up: wb(m.up_proj), down: wb(m.down_proj),
+    };
+    const out = fusedLlamaBlock(x, w, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps, cfg.head_dim ** -0.5, rot.cos, rot.sin, past?.key, past?.value, bias);
+    return out && [out[0], { key: out[1], value: out[2] }];
+  }
 }
+
 
 /** Output of the bare decoder. */
 export interface LlamaModelOutput {

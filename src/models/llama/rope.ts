@@ -5,6 +5,7 @@
  * interleaved pairs. Nothing here is Llama-specific; it may move to src/nn.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { rotary } from '../../backend/fused_llama.js';
 
 /** The rope scalings we implement; other HF `rope_type`s (dynamic, yarn, longrope…) are rejected at config time. */
 export type RopeScaling =
@@ -88,15 +89,7 @@ export function rotaryTables(invFreq: Float32Array, positionIds: tf.Tensor): Rot
   });
 }
 
-/** `cat(-x2, x1)` on the last axis: the 90° turn of every (x_i, x_{i+Dh/2}) pair. */
-export function rotateHalf(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const [x1, x2] = tf.split(x, 2, -1);
-    return tf.concat([tf.neg(x2), x1], -1);
-  });
-}
-
-/** x·cos + rotate_half(x)·sin. @param x [B, H, T, Dh] @returns [B, H, T, Dh] */
+/** x·cos + rotate_half(x)·sin (one kernel with the native kernels on). @param x [B, H, T, Dh] @returns [B, H, T, Dh] */
 export function applyRotary(x: tf.Tensor, t: RotaryTables): tf.Tensor {
-  return tf.tidy(() => tf.add(tf.mul(x, t.cos), tf.mul(rotateHalf(x), t.sin)));
+  return rotary(x, t.cos, t.sin);
 }
