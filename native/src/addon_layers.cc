@@ -4,6 +4,28 @@
 
 namespace mmnapi {
 
+// The cache arguments every attention entry point takes from position `at`: pastK, pastV (read when S > 0),
+// bias|null (its batch size `bias_batch` 1 or B), key, value. False, with a JS error pending, when one
+// does not fit. Needs B, Hkv, T, S and Dh set.
+static bool cache_args(Args& g, mm::AttentionJob& a, size_t at, int64_t bias_batch, const char* who) {
+  const int64_t kv = static_cast<int64_t>(a.B) * a.Hkv * a.Dh, L = static_cast<int64_t>(a.S) + a.T;
+  if (a.S > 0) {
+    a.past_k = g.f32(at, kv * a.S);
+    a.past_v = g.f32(at + 2, kv * a.S);
+  }
+  if (!g.is_null(at + 4)) {
+    if (bias_batch != 1 && bias_batch != a.B) {
+      g.fail(std::string(who) + ": the bias's batch size must be 1 or B");
+      return false;
+    }
+    a.bias = g.f32(at + 4, bias_batch * a.T * L);
+    a.bias_batch_stride = bias_batch == 1 ? 0 : a.T * L;
+  }
+  a.key = g.f32(at + 6, kv * L);
+  a.value = g.f32(at + 8, kv * L);
+  return !g.failed;
+}
+
 // attention(q, o, k, o, v, o, pastK|null, o, pastV|null, o, bias|null, o, key, o, value, o, out, o,
 //           B, H, Hkv, T, S, Dh, biasBatch, scale, packed): see mm::AttentionJob; biasBatch is the bias's
 //           batch size (1 broadcasts, B) and is ignored without a bias; packed: q is [B, T, (H + 2 Hkv)·Dh].
@@ -24,8 +46,7 @@ napi_value Attention(napi_env env, napi_callback_info info) {
     g.fail("attention: bad sizes (H must be a positive multiple of Hkv, the others non-negative)");
     return nullptr;
   }
-  const int64_t L = static_cast<int64_t>(j.S) + j.T;
-  const int64_t kvNew = static_cast<int64_t>(j.B) * j.Hkv * j.T * j.Dh, kvPast = static_cast<int64_t>(j.B) * j.Hkv * j.S * j.Dh;
+  const int64_t kvNew = static_cast<int64_t>(j.B) * j.Hkv * j.T * j.Dh;
   if (j.packed) {
     j.q = g.f32(0, static_cast<int64_t>(j.B) * j.T * (j.H + 2 * j.Hkv) * j.Dh);
   } else {
@@ -33,22 +54,8 @@ napi_value Attention(napi_env env, napi_callback_info info) {
     j.k = g.f32(2, kvNew);
     j.v = g.f32(4, kvNew);
   }
-  if (j.S > 0) {
-    j.past_k = g.f32(6, kvPast);
-    j.past_v = g.f32(8, kvPast);
-  }
-  if (!g.is_null(10)) {
-    if (bias_batch != 1 && bias_batch != j.B) {
-      g.fail("attention: the bias's batch size must be 1 or B");
-      return nullptr;
-    }
-    j.bias = g.f32(10, bias_batch * j.T * L);
-    j.bias_batch_stride = bias_batch == 1 ? 0 : j.T * L;
-  }
-  j.key = g.f32(12, static_cast<int64_t>(j.B) * j.Hkv * L * j.Dh);
-  j.value = g.f32(14, static_cast<int64_t>(j.B) * j.Hkv * L * j.Dh);
   j.out = g.f32(16, static_cast<int64_t>(j.B) * j.T * j.H * j.Dh);
-  if (g.failed) return nullptr;
+  if (!cache_args(g, j, 6, bias_batch, "attention")) return nullptr;
   Timed timed;
   if (j.B > 0) mm::attention(kernels(), j);
   return undefined(env);
@@ -77,7 +84,7 @@ napi_value PreLnBlock(napi_env env, napi_callback_info info) {
   }
   a.Dh = j.D / a.H;
   j.rows = static_cast<int64_t>(a.B) * a.T;
-  const int64_t D = j.D, inner = j.inner, L = static_cast<int64_t>(a.S) + a.T, kv = static_cast<int64_t>(a.B) * a.H * a.Dh;
+  const int64_t D = j.D, inner = j.inner;
   j.x = g.f32(0, j.rows * D);
   j.y = g.f32(2, j.rows * D);
   j.ln1_w = g.f32(4, D);
@@ -92,21 +99,7 @@ napi_value PreLnBlock(napi_env env, napi_callback_info info) {
   j.fc_b = g.f32(22, inner);
   j.fc_proj_w = g.f32(24, inner * D);
   j.fc_proj_b = g.f32(26, D);
-  if (a.S > 0) {
-    a.past_k = g.f32(28, kv * a.S);
-    a.past_v = g.f32(30, kv * a.S);
-  }
-  if (!g.is_null(32)) {
-    if (bias_batch != 1 && bias_batch != a.B) {
-      g.fail("preLnBlock: the bias's batch size must be 1 or B");
-      return nullptr;
-    }
-    a.bias = g.f32(32, bias_batch * a.T * L);
-    a.bias_batch_stride = bias_batch == 1 ? 0 : a.T * L;
-  }
-  a.key = g.f32(34, kv * L);
-  a.value = g.f32(36, kv * L);
-  if (g.failed) return nullptr;
+  if (!cache_args(g, a, 28, bias_batch, "preLnBlock")) return nullptr;
   Timed timed;
   if (j.rows > 0) mm::pre_ln_block(kernels(), j);
   return undefined(env);
@@ -142,8 +135,8 @@ napi_value LlamaBlock(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   j.rows = static_cast<int64_t>(a.B) * a.T;
-  const int64_t D = j.D, inner = j.inner, L = static_cast<int64_t>(a.S) + a.T;
-  const int64_t qn = static_cast<int64_t>(a.H) * a.Dh, kn = static_cast<int64_t>(a.Hkv) * a.Dh, kv = static_cast<int64_t>(a.B) * kn;
+  const int64_t D = j.D, inner = j.inner;
+  const int64_t qn = static_cast<int64_t>(a.H) * a.Dh, kn = static_cast<int64_t>(a.Hkv) * a.Dh;
   auto bias_of = [&](size_t i, int64_t n) -> const float* { return g.is_null(i) ? nullptr : g.f32(i, n); };
   j.x = g.f32(0, j.rows * D);
   j.y = g.f32(2, j.rows * D);
@@ -166,21 +159,7 @@ napi_value LlamaBlock(napi_env env, napi_callback_info info) {
   j.cos = g.f32(36, rot_batch * a.T * a.Dh);
   j.sin = g.f32(38, rot_batch * a.T * a.Dh);
   j.rot_batch_stride = rot_batch == 1 ? 0 : static_cast<int64_t>(a.T) * a.Dh;
-  if (a.S > 0) {
-    a.past_k = g.f32(40, kv * a.S);
-    a.past_v = g.f32(42, kv * a.S);
-  }
-  if (!g.is_null(44)) {
-    if (bias_batch != 1 && bias_batch != a.B) {
-      g.fail("llamaBlock: the bias's batch size must be 1 or B");
-      return nullptr;
-    }
-    a.bias = g.f32(44, bias_batch * a.T * L);
-    a.bias_batch_stride = bias_batch == 1 ? 0 : a.T * L;
-  }
-  a.key = g.f32(46, kv * L);
-  a.value = g.f32(48, kv * L);
-  if (g.failed) return nullptr;
+  if (!cache_args(g, a, 40, bias_batch, "llamaBlock")) return nullptr;
   Timed timed;
   if (j.rows > 0) mm::llama_block(kernels(), j);
   return undefined(env);
