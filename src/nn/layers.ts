@@ -130,6 +130,11 @@ export class RMSNorm extends Module {
   }
 }
 
+/** SiLU (swish): x · sigmoid(x). One function for both names, so models can tell it by identity. */
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(x, tf.sigmoid(x)));
+}
+
 /** The activations HF config.json names (`hidden_act`, `activation_function`). */
 export const ACTIVATIONS: Record<string, (x: tf.Tensor) => tf.Tensor> = {
   // Exact GELU: x·Φ(x) with the error function.
@@ -139,8 +144,8 @@ export const ACTIVATIONS: Record<string, (x: tf.Tensor) => tf.Tensor> = {
   gelu_pytorch_tanh: geluTanh,
   gelu_fast: geluTanh,
   relu: (x) => tf.relu(x),
-  silu: (x) => tf.tidy(() => tf.mul(x, tf.sigmoid(x))),
-  swish: (x) => tf.tidy(() => tf.mul(x, tf.sigmoid(x))),
+  silu,
+  swish: silu,
   tanh: (x) => tf.tanh(x),
 };
 

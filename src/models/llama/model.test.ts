@@ -310,6 +310,11 @@ test('the one-kernel layer (inference, native kernels, wasm and cpu) equals the 
     const withLora = await kernelsOf(() => m.forward(ids).logits);
     assert.equal(withLora.filter((k) => k === 'MakemostLlamaBlock').length, 1, 'the layer with a LoRA delta runs as separate ops');
     m.dispose();
+    // Another activation: neither the layer kernel nor silu·up (they compute SiLU only).
+    const g = new LlamaForCausalLM(parseLlamaConfig({ ...base, hidden_act: 'gelu_new' }), 9);
+    const kernels = await kernelsOf(() => g.forward(ids).logits);
+    assert.ok(!kernels.includes('MakemostLlamaBlock') && !kernels.includes('MakemostSiluMul') && kernels.includes('MakemostRMSNorm'));
+    g.dispose();
   }
   await initBackend();
 });

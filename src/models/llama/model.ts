@@ -10,16 +10,13 @@ import { tidy } from '../../backend/memory.js';
 import { Rng } from '../../backend/rng.js';
 import { ShapeError } from '../../errors.js';
 import { attendWithCache, attentionBias, cacheLength, splitHeads, type KVCache, type LayerKV } from '../../nn/attention.js';
-import { activation, Embedding, Linear, RMSNorm, type InitOptions } from '../../nn/layers.js';
+import { activation, Embedding, Linear, RMSNorm, silu, type InitOptions } from '../../nn/layers.js';
 import { Module, ModuleList } from '../../nn/module.js';
 import { checkKvDelta, idsTensor, lmHeadLogits, runDecoderLayers } from '../common.js';
 import { PreTrainedModel } from '../pretrained_model.js';
 import type { CausalLM, DecoderForwardOptions, DecoderOutput, Ids, ModelDims } from '../types.js';
 import { llamaDims, type LlamaConfig } from './config.js';
 import { applyRotary, ropeInvFreq, rotaryTables, type RotaryTables } from './rope.js';
-
-/** The activation names the SwiGLU kernels compute (SiLU). */
-const SILU = new Set(['silu', 'swish']);
 
 /** Dropout switches for one forward pass. */
 interface Ctx {
@@ -60,7 +57,8 @@ class LlamaMLP extends Module {
   readonly up_proj: Linear;
   readonly down_proj: Linear;
   private readonly act: (x: tf.Tensor) => tf.Tensor;
-  private readonly silu: boolean;
+  /** Whether the activation is SiLU, which the SwiGLU kernels compute. */
+  readonly silu: boolean;
   constructor(cfg: LlamaConfig, init: InitOptions) {
     super();
     const { hidden_size: D, intermediate_size: I, mlp_bias: bias } = cfg;
@@ -68,7 +66,7 @@ class LlamaMLP extends Module {
     this.up_proj = this.child('up_proj', new Linear(D, I, init, bias));
     this.down_proj = this.child('down_proj', new Linear(I, D, init, bias));
     this.act = activation(cfg.hidden_act, 'hidden_act');
-    this.silu = SILU.has(cfg.hidden_act);
+    this.silu = this.act === silu;
   }
   /** SwiGLU: down(act(gate(x)) · up(x)) */
   forward(x: tf.Tensor): tf.Tensor {
@@ -102,7 +100,7 @@ class LlamaDecoderLayer extends Module {
   private fused(x: tf.Tensor, rot: RotaryTables, past: LayerKV | undefined, bias: tf.Tensor | undefined): [tf.Tensor, LayerKV] | undefined {
     const { self_attn: a, mlp: m, cfg } = this;
     const linears = [a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj];
-    if (!SILU.has(cfg.hidden_act) || linears.some((l) => l.delta)) return undefined;
+    if (!m.silu || linears.some((l) => l.delta)) return undefined;
     const wb = (l: Linear): [tf.Tensor, tf.Tensor?] => [l.weight, l.bias];
     const w: LlamaBlockWeights = {
       norm1: this.input_layernorm.weight, q: wb(a.q_proj), k: wb(a.k_proj), v: wb(a.v_proj), o: wb(a.o_proj),
